@@ -1,0 +1,54 @@
+"""Pre- and postprocessing as the model contract defines them (CPU, numpy + OpenCV).
+
+Training, evaluation, export checks and the live CPU path all call these, so a
+frame is prepared the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from polyp_rt.engines.contract import ModelContract
+
+
+def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    shrinking = rgb.shape[0] > height or rgb.shape[1] > width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interpolation)
+
+
+def normalise(rgb: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """uint8 HxWx3 RGB at model size -> float32 3xHxW."""
+    mean = np.asarray(contract.mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(contract.std, np.float32) * 255.0)
+    chw = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+    chw -= mean[:, None, None]
+    chw *= inv_std[:, None, None]
+    return chw
+
+
+def preprocess(rgb: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """uint8 HxWx3 RGB of any size -> float32 3xhxw at the model's input size."""
+    return normalise(resize_rgb(rgb, contract.height, contract.width), contract)
+
+
+def to_batch(frames: list[np.ndarray], contract: ModelContract) -> np.ndarray:
+    return np.stack([preprocess(f, contract) for f in frames])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))).astype(np.float32)
+
+
+def probability_at(logits: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Logits [1,h,w] or [h,w] -> sigmoid probability HxW float32, upsampled bilinearly."""
+    import cv2
+
+    plane = np.asarray(logits, np.float32).reshape(logits.shape[-2:])
+    if plane.shape != (height, width):
+        plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+    return sigmoid(plane)

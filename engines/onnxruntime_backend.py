@@ -1,0 +1,132 @@
+"""ONNX Runtime backend: TensorRT EP, then CUDA EP, then CPU, as available (or as forced)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from polyp_rt.engines.base import Engine
+from polyp_rt.engines.contract import ModelContract
+from polyp_rt.engines.errors import BackendUnavailable, ModelError
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        provider: str = "best",
+        batch_size: int = 1,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from exc
+        import onnx
+
+        path = Path(path)
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # onnx raises DecodeError and others for a broken file
+            raise ModelError(
+                f"{path}: not a readable ONNX model ({type(exc).__name__}); is the file complete?"
+            ) from exc
+        meta = {p.key: p.value for p in proto.metadata_props}
+        self.contract = ModelContract.from_metadata(meta, str(path))
+        self.device = device
+        self.batch_size = batch_size
+
+        gpu_index = int(device.split(":")[1]) if ":" in device else 0
+        chosen = self._providers(ort.get_available_providers(), device, provider)
+        cache = Path(cache_dir) if cache_dir else path.parent / ".ort-trt-cache"
+        options = {
+            "TensorrtExecutionProvider": {
+                "device_id": gpu_index,
+                "trt_fp16_enable": True,
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache),
+            },
+            "CUDAExecutionProvider": {"device_id": gpu_index},
+            "CPUExecutionProvider": {},
+        }
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                proto.SerializeToString(), so, providers=[(p, options[p]) for p in chosen]
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ModelError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from exc
+        self.provider = self.session.get_providers()[0]
+        self._check_io(path)
+        input_type = self.session.get_inputs()[0].type
+        self._input_dtype = np.float16 if input_type == "tensor(float16)" else np.float32
+        self.precision = "fp16" if self._input_dtype == np.float16 else "fp32"
+        self._binding = self.session.io_binding() if self.provider != "CPUExecutionProvider" else None
+        self._gpu_index = gpu_index
+
+    @staticmethod
+    def _providers(available: list[str], device: str, provider: str) -> list[str]:
+        if device == "cpu":
+            if provider not in ("best", "cpu"):
+                raise BackendUnavailable(f"onnxruntime-{provider} needs a CUDA device, not --device cpu")
+            return ["CPUExecutionProvider"]
+        if provider != "best":
+            wanted = PROVIDERS[provider]
+            if wanted not in available:
+                raise BackendUnavailable(
+                    f"ONNX Runtime here has no {wanted} (available: {', '.join(available)}); "
+                    "pip install onnxruntime-gpu for CUDA and TensorRT"
+                )
+            return [wanted, "CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [wanted]
+        chosen = [p for p in PROVIDERS.values() if p in available]
+        if chosen == ["CPUExecutionProvider"]:
+            log.warning("ONNX Runtime has no CUDA provider here (pip install onnxruntime-gpu); running on CPU")
+        return chosen
+
+    def _check_io(self, path: Path) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        c = self.contract
+        if len(inputs) != 1 or inputs[0].name != c.input_name or len(inputs[0].shape) != 4:
+            got = ", ".join(f"{i.name}{i.shape}" for i in inputs)
+            raise ModelError(
+                f"{path}: expected one input '{c.input_name}' [N,3,{c.height},{c.width}], found {got}; "
+                "export the model with `polyp-rt export`"
+            )
+        if outputs[0].name != c.output_name or len(outputs[0].shape) != 4:
+            raise ModelError(
+                f"{path}: expected output '{c.output_name}' [N,1,H,W], found "
+                f"{outputs[0].name}{outputs[0].shape}; export the model with `polyp-rt export`"
+            )
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        if self._binding is None:
+            (out,) = self.session.run([self.contract.output_name], {self.contract.input_name: x})
+            return np.asarray(out, dtype=np.float32)
+        self._binding.bind_cpu_input(self.contract.input_name, x)
+        self._binding.bind_output(self.contract.output_name, "cuda", self._gpu_index)
+        self.session.run_with_iobinding(self._binding)
+        (out,) = self._binding.copy_outputs_to_cpu()
+        return np.asarray(out, dtype=np.float32)
+
+    def _release(self) -> None:
+        self.session = None  # type: ignore[assignment]
+        self._binding = None

@@ -1,0 +1,125 @@
+"""PyTorch backend: the checkpoint's model in eval mode; FP16 + channels_last + CUDA graph on GPU."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from polyp_rt.engines.base import Engine
+from polyp_rt.engines.contract import ModelContract
+from polyp_rt.engines.errors import BackendUnavailable, ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+
+class TorchEngine(Engine):
+    name = "torch"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        contract: ModelContract,
+        device: str = "cpu",
+        *,
+        fp16: bool = False,
+        cuda_graph: bool = False,
+        batch_size: int = 1,
+    ) -> None:
+        import torch
+
+        self.contract = contract
+        self.device = device
+        self.batch_size = batch_size
+        self._torch_device = torch.device(device)
+        cuda = self._torch_device.type == "cuda"
+        if (fp16 or cuda_graph) and not cuda:
+            raise BackendUnavailable("--fp16 and --cuda-graph need a CUDA device for the torch backend")
+        self.precision = "fp16" if fp16 else "fp32"
+        self.provider = f"torch {torch.__version__} {'CUDA graph' if cuda_graph else 'eager'}"
+        self._dtype = torch.float16 if fp16 else torch.float32
+        model = model.eval().to(self._torch_device, dtype=self._dtype)
+        if cuda:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.stream = torch.cuda.Stream(self._torch_device) if cuda else None
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._static_in: torch.Tensor | None = None
+        self._static_out: torch.Tensor | None = None
+        if cuda_graph:
+            self._capture()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **kwargs: bool | int) -> TorchEngine:
+        from polyp_rt.engines.models import load_checkpoint
+
+        checkpoint = load_checkpoint(path)
+        return cls(checkpoint.build_model(), checkpoint.contract, device, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_contract(cls, contract: ModelContract, device: str = "cpu", **kwargs: bool | int) -> TorchEngine:
+        """The contract's architecture with random weights: for timing an ONNX or engine's model in torch."""
+        from polyp_rt.engines.models import ModelConfig, create_model
+
+        if not contract.encoder or not contract.decoder_channels:
+            raise ModelError("the model's contract does not name its encoder and decoder; re-export it")
+        config = ModelConfig(contract.preset, contract.encoder, contract.height, contract.decoder_channels)
+        engine = cls(create_model(config), contract, device, **kwargs)  # type: ignore[arg-type]
+        engine.provider += " (random weights)"
+        return engine
+
+    def infer_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch already on this engine's device (any float dtype); same device out."""
+        import torch
+
+        with torch.inference_mode():
+            if self._graph is not None and self._static_in is not None and self._static_out is not None:
+                if batch.shape == self._static_in.shape:
+                    self._static_in.copy_(batch)
+                    self._graph.replay()
+                    return self._static_out
+            x = batch.to(self._dtype)
+            if self._torch_device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.model(x)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
+        if self._torch_device.type != "cuda":
+            return self.infer_device(x).float().numpy()
+        assert self.stream is not None
+        with torch.cuda.stream(self.stream):
+            logits = self.infer_device(x.pin_memory().to(self._torch_device, non_blocking=True))
+            out = logits.float().cpu()
+        return out.numpy()
+
+    def _capture(self) -> None:
+        import torch
+
+        assert self.stream is not None
+        static_in = torch.zeros(self.input_shape, device=self._torch_device, dtype=self._dtype)
+        static_in = static_in.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.cuda.stream(self.stream):
+            for _ in range(3):  # warm up kernels and cuDNN autotuning outside the graph
+                self.model(static_in)
+            self.stream.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=self.stream):
+                static_out = self.model(static_in)
+        self._graph, self._static_in, self._static_out = graph, static_in, static_out
+        log.info("captured a CUDA graph for input %s", tuple(static_in.shape))
+
+    def _release(self) -> None:
+        self._graph = self._static_in = self._static_out = None
+        self.model = None  # type: ignore[assignment]
+        if self._torch_device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()

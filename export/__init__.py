@@ -1,0 +1,1 @@
+"""Checkpoint -> verified ONNX -> TensorRT engine."""

@@ -1,0 +1,1 @@
+"""Live capture -> infer -> overlay loop and the command line."""

@@ -1,0 +1,263 @@
+"""The `polyp-rt` command line: flags built from config dataclasses, one-line errors.
+
+Heavy packages (torch, onnxruntime, av, cv2) are imported by the command that
+needs them, so `polyp-rt --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any
+
+from polyp_rt.engines.errors import PolypRtError
+
+log = logging.getLogger("polyp_rt")
+
+DESCRIPTION = """\
+Real-time polyp segmentation on live colonoscopy video.
+
+  polyp-rt --source video.mp4            run the live overlay (same as `polyp-rt run ...`)
+  polyp-rt --source 0 --record out.mp4   a webcam or capture card, recorded
+"""
+EPILOG = "Run `polyp-rt COMMAND --help` for a command's options. Exit codes: 0 ok, 1 internal error, 2 bad input, 130 Ctrl-C, 143 SIGTERM."
+
+
+def version() -> str:
+    try:
+        return metadata.version("polyp-rt")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------- dataclass -> flags
+
+
+def _flag_type(annotation: Any) -> Any:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def add_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One flag per dataclass field: `--field-name`, typed, with the field's default and help."""
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            add_options(parser, hints[f.name])
+            continue
+        meta = dict(f.metadata)
+        help_text = meta.pop("help", None)
+        flags = meta.pop("flag", None) or "--" + f.name.replace("_", "-")
+        flags = [flags] if isinstance(flags, str) else list(flags)
+        kind = _flag_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if kind is bool:
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            parser.add_argument(*flags, dest=f.name, action=action, default=default, help=help_text)
+            continue
+        if default is not None and not meta.get("required"):
+            help_text = f"{help_text} (default: {default})"
+        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=help_text, **meta)
+
+
+def config_from(config_cls: type, args: argparse.Namespace) -> Any:
+    hints = typing.get_type_hints(config_cls)
+    values = {
+        f.name: config_from(hints[f.name], args) if dataclasses.is_dataclass(hints[f.name]) else getattr(args, f.name)
+        for f in dataclasses.fields(config_cls)
+    }
+    return config_cls(**values)
+
+
+# ---------------------------------------------------------------- commands
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[str, Callable[[], type | None], Callable[[], Command]]] = {}
+
+
+def command(name: str, summary: str, config: Callable[[], type | None]) -> Callable[[Command], Command]:
+    """Register a subcommand: its one-line summary, its config dataclass (lazy) and handler."""
+
+    def register(handler: Command) -> Command:
+        COMMANDS[name] = (summary, config, lambda: handler)
+        return handler
+
+    return register
+
+
+def _run_config() -> type:
+    from polyp_rt.realtime.config import RunConfig
+
+    return RunConfig
+
+
+def _train_config() -> type:
+    from polyp_rt.train.config import TrainConfig
+
+    return TrainConfig
+
+
+def _eval_config() -> type:
+    from polyp_rt.train.config import EvalConfig
+
+    return EvalConfig
+
+
+def _synth_config() -> type:
+    from polyp_rt.train.config import SynthConfig
+
+    return SynthConfig
+
+
+def _export_config() -> type:
+    from polyp_rt.export.config import ExportConfig
+
+    return ExportConfig
+
+
+def _build_config() -> type:
+    from polyp_rt.export.config import BuildConfig
+
+    return BuildConfig
+
+
+def _bench_config() -> type:
+    from polyp_rt.realtime.config import BenchConfig
+
+    return BenchConfig
+
+
+def _info_config() -> type:
+    from polyp_rt.realtime.config import InfoConfig
+
+    return InfoConfig
+
+
+@command("run", "run the live overlay on a video, camera, stream or image folder", _run_config)
+def _run(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.run import run_command
+
+    return run_command(config_from(_run_config(), args))
+
+
+@command("train", "train a UNet++ on a polyp data set", _train_config)
+def _train(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.commands import train_command
+
+    return train_command(config_from(_train_config(), args))
+
+
+@command("eval", "score a model (or a folder of predicted masks) against ground truth", _eval_config)
+def _eval(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.commands import eval_command
+
+    return eval_command(config_from(_eval_config(), args))
+
+
+@command("synth", "make a synthetic data set or a synthetic (or panned real-image) video clip", _synth_config)
+def _synth(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.commands import synth_command
+
+    return synth_command(config_from(_synth_config(), args))
+
+
+@command("export", "export a checkpoint to ONNX, verified against torch", _export_config)
+def _export(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.commands import export_command
+
+    return export_command(config_from(_export_config(), args))
+
+
+@command("build", "build a TensorRT engine from an ONNX model (needs TensorRT and a GPU)", _build_config)
+def _build(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.commands import build_command
+
+    return build_command(config_from(_build_config(), args))
+
+
+@command("bench", "latency benchmark per backend (model only) or per pipeline stage", _bench_config)
+def _bench(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.bench import bench_command
+
+    return bench_command(config_from(_bench_config(), args))
+
+
+@command("info", "versions, devices, backends; a model file's contract", _info_config)
+def _info(args: argparse.Namespace) -> int:
+    from polyp_rt.realtime.info import info_command
+
+    return info_command(config_from(_info_config(), args))
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polyp-rt",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"polyp-rt {version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, (summary, config, _handler) in COMMANDS.items():
+        p = sub.add_parser(name, parents=[common], help=summary, description=summary[0].upper() + summary[1:] + ".")
+        config_cls = config()
+        if config_cls is not None:
+            add_options(p, config_cls)
+    return parser
+
+
+def setup_logging(verbose: bool) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("polyp_rt").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "run")  # `polyp-rt --source X` is `polyp-rt run --source X`
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    handler = COMMANDS[args.command][2]()
+    try:
+        return handler(args)
+    except PolypRtError as exc:
+        if args.debug:
+            log.exception("details")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            log.exception("details")
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"error: internal error: {type(exc).__name__}: {first_line} "
+            "(a bug: run again with --debug and report the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,111 @@
+"""Handlers of the offline subcommands: train, eval, synth, export, build."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from polyp_rt.engines.errors import PolypRtError
+
+log = logging.getLogger(__name__)
+console = Console()
+
+
+def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for name in ("dice", "iou", "precision", "recall", "accuracy", "images"):
+        table.add_column(name.capitalize() if name != "iou" else "IoU", justify="right")
+    for label, m in rows.items():
+        cells = [f"{m[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "accuracy")]
+        table.add_row(label, *cells, str(m["images"]))
+    return table
+
+
+def train_command(config: Any) -> int:
+    from polyp_rt.train.trainer import train
+
+    summary = train(config)
+    test = summary["test"]
+    table = Table(title=f"training finished: {summary['run']}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("epochs", str(summary["epochs"]))
+    table.add_row("minutes", f"{summary['minutes']:.1f}")
+    table.add_row("best validation Dice (model size)", f"{summary['best_val_dice']:.4f}")
+    if test.get("images"):
+        for key in ("dice", "iou", "precision", "recall"):
+            table.add_row(f"test {key} (full size, {test['images']} images)", f"{test[key]:.4f}")
+    console.print(table)
+    run = Path(summary["run"])
+    console.print(f"wrote {run / 'best.pt'}, last.pt, split.json, metrics.jsonl, curves.png, test_metrics.json")
+    return 0
+
+
+def eval_command(config: Any) -> int:
+    from polyp_rt.train.evaluate import evaluate_engine, evaluate_mask_folders, select_pairs
+
+    if config.masks or config.truth:
+        if not (config.masks and config.truth):
+            raise PolypRtError("--masks and --truth go together: predicted masks and ground-truth masks")
+        result = evaluate_mask_folders(config.masks, config.truth)
+        what = f"{config.masks} against {config.truth}"
+    else:
+        if not (config.data and config.model):
+            raise PolypRtError("pass --data DIR and --model M (or --masks DIR --truth DIR)")
+        from polyp_rt.engines.factory import open_engine
+        from polyp_rt.train.trainer import progress_bar
+
+        pairs, which, skipped = select_pairs(config.data, config.split, config.model, config.split_file, config.skip_bad)
+        with open_engine(config.model, config.backend, config.device) as engine, progress_bar() as bar:
+            task = bar.add_task(f"eval {config.model.name}", total=len(pairs), status="")
+            result = evaluate_engine(engine, pairs, config.threshold, lambda n: bar.advance(task, n))
+            result["backend"] = engine.describe()
+        result["skipped"] = skipped
+        what = f"{config.model} on {which}"
+    if config.json:
+        print(json.dumps(result))
+        return 0
+    console.print(metrics_table(what, {"mean per image": result, "micro (all pixels)": {**result["micro"], "images": result["images"]}}))
+    return 0
+
+
+def synth_command(config: Any) -> int:
+    from polyp_rt.train import synthetic
+    from polyp_rt.train.trainer import progress_bar
+
+    if bool(config.out) == bool(config.video):
+        raise PolypRtError("pass either --out DIR (a data set) or --video OUT.mp4 (a clip)")
+    if config.out:
+        with progress_bar() as bar:
+            task = bar.add_task("synthetic images", total=config.count, status="")
+            synthetic.write_dataset(config.out, config.count, config.size, config.seed, lambda n: bar.advance(task, n))
+        console.print(f"wrote {config.count} image/mask pairs to {config.out}/images and {config.out}/masks")
+        return 0
+
+    from polyp_rt.realtime.recorder import Recorder
+
+    if config.from_images:
+        clip: Any = synthetic.PanZoomClip(config.from_images, config.width, config.height, config.seed, config.fps)
+        frames = len(clip)
+    else:
+        clip = synthetic.SyntheticClip(config.width, config.height, config.seed, config.fps)
+        frames = config.frames
+    masks_dir = config.video.with_name(config.video.stem + "_masks")
+    masks_dir.mkdir(parents=True, exist_ok=True)
+    import cv2
+
+    with Recorder(config.video, config.width, config.height, config.fps) as recorder, progress_bar() as bar:
+        task = bar.add_task("synthetic clip", total=frames, status="")
+        for index in range(frames):
+            rgb, mask = clip.frame(index)
+            recorder.write(rgb, index / config.fps)
+            cv2.imwrite(str(masks_dir / f"{index:06d}.png"), mask)
+            bar.advance(task, 1)
+    console.print(f"wrote {config.video} ({frames} frames, {config.fps:g} fps, {recorder.codec}) and {masks_dir}/")
+    return 0

@@ -1,0 +1,1 @@
+"""Data sets, synthetic data, UNet++ training, metrics and evaluation."""

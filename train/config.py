@@ -1,0 +1,69 @@
+"""Configuration of `polyp-rt train`, `eval` and `synth` (light: no torch import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyp_rt.engines.options import option
+
+
+@dataclass
+class TrainConfig:
+    data: Path | None = option(
+        None, "data folder: Kvasir-SEG, CVC-ClinicDB or train/val/test layout", metavar="DIR", required=True
+    )
+    preset: str = option("cpu", "model preset", choices=("cpu", "fast", "accurate"))
+    encoder: str | None = option(None, "override the preset's encoder (any segmentation-models-pytorch encoder)")
+    size: int | None = option(None, "override the preset's square input size (multiple of 32)")
+    encoder_weights: str | None = option(
+        None, "pretrained encoder weights, e.g. imagenet (downloads; default: train from scratch)"
+    )
+    epochs: int = option(25, "epochs")
+    batch_size: int = option(8, "images per batch")
+    lr: float = option(1e-3, "Adam learning rate (cosine-annealed to 0)")
+    loss: str = option("bce-dice", "loss", choices=("bce-dice", "focal", "dice"))
+    out: Path | None = option(None, "run folder (default: runs/PRESET-TIMESTAMP)", metavar="RUN")
+    device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
+    seed: int = option(0, "seed for the split, initialisation and augmentation")
+    resume: Path | None = option(None, "continue a run from its last.pt", metavar="RUN/last.pt")
+    amp: bool = option(False, "mixed precision (CUDA only)")
+    skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
+    workers: int = option(1, "data loader worker processes")
+    threshold: float = option(0.5, "sigmoid threshold stored in the model and used for Dice")
+
+
+@dataclass
+class EvalConfig:
+    data: Path | None = option(None, "data folder to score the model on", metavar="DIR")
+    model: Path | None = option(None, "checkpoint (.pt), ONNX file or TensorRT engine", metavar="M")
+    split: str = option(
+        "auto",
+        "which images: auto = the test split when one is known (pre-split folders or the run's "
+        "split.json), else all",
+        choices=("auto", "train", "val", "test", "all"),
+    )
+    split_file: Path | None = option(None, "a run's split.json to take the split from", metavar="FILE")
+    threshold: float | None = option(None, "sigmoid threshold (default: the model's own)")
+    backend: str = option("auto", "inference backend (see `polyp-rt info`)")
+    device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
+    skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
+    masks: Path | None = option(None, "score a folder of predicted mask PNGs instead of a model", metavar="DIR")
+    truth: Path | None = option(None, "ground-truth masks for --masks (same file names)", metavar="DIR")
+    json: bool = option(False, "print one JSON object on stdout instead of a table")
+
+
+@dataclass
+class SynthConfig:
+    out: Path | None = option(None, "write a data set in the Kvasir layout to this folder", metavar="DIR")
+    count: int = option(200, "images in the data set")
+    size: int = option(256, "image size in pixels (square)")
+    video: Path | None = option(None, "write a clip (.mp4/.mkv) and its masks to OUT_masks/", metavar="OUT.mp4")
+    frames: int = option(300, "frames in the clip")
+    fps: float = option(30.0, "clip frame rate")
+    width: int = option(640, "clip width")
+    height: int = option(480, "clip height")
+    from_images: Path | None = option(
+        None, "build the clip by panning over real image/mask pairs (Kvasir layout)", metavar="DIR"
+    )
+    seed: int = option(0, "random seed (same seed, same output)")

@@ -1,0 +1,238 @@
+"""`polyp-rt train`: UNet++ training with Adam + cosine annealing, best checkpoint by val Dice."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from polyp_rt.engines.contract import ModelContract
+from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.engines.factory import default_device
+from polyp_rt.engines.models import (
+    create_model,
+    load_checkpoint,
+    model_config,
+    save_checkpoint,
+)
+from polyp_rt.train.config import TrainConfig
+from polyp_rt.train.data import Splits, count_images, load_splits
+from polyp_rt.train.dataset import SegmentationDataset
+from polyp_rt.train.losses import make_loss
+from polyp_rt.train.metrics import MetricSet
+from polyp_rt.train.plots import plot_curves
+
+log = logging.getLogger(__name__)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        transient=True,
+    )
+
+
+def load_data(config: TrainConfig) -> Splits:
+    assert config.data is not None
+    with progress_bar() as bar:
+        task = bar.add_task("checking data", total=count_images(config.data), status="")
+        splits = load_splits(config.data, config.seed, config.skip_bad, progress=lambda n: bar.advance(task, n))
+    if splits.skipped:
+        log.warning("skipped %d bad files (--skip-bad), e.g. %s: %s", len(splits.skipped), *splits.skipped[0])
+    for name in ("train", "val"):
+        if not splits.pairs[name]:
+            raise PolypRtError(f"{config.data}: the {name} split is empty; the data set is too small to train on")
+    return splits
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run a whole training; returns the summary printed at the end (also in RUN/test_metrics.json)."""
+    device = torch.device(config.device or default_device())
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PolypRtError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+
+    resumed = load_checkpoint(config.resume) if config.resume else None
+    if resumed:
+        mconf, contract = resumed.config, resumed.contract
+        run = config.resume.parent if config.resume else Path()
+        if config.data is None:
+            config.data = Path(resumed.provenance["data"])
+    else:
+        mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights)
+        contract = ModelContract(
+            height=mconf.size,
+            width=mconf.size,
+            threshold=config.threshold,
+            preset=mconf.preset,
+            encoder=mconf.encoder,
+            decoder_channels=mconf.decoder_channels,
+        )
+        run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+    run.mkdir(parents=True, exist_ok=True)
+
+    splits = load_data(config)
+    (run / "split.json").write_text(json.dumps(splits.to_json(), indent=1))
+    log.info(
+        "data: %s (%s): %s",
+        config.data,
+        splits.how,
+        ", ".join(f"{len(v)} {k}" for k, v in splits.pairs.items()),
+    )
+
+    model = create_model(mconf)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    start_epoch, best_dice = 1, -1.0
+    if resumed:
+        model.load_state_dict(resumed.state_dict)
+        optimizer.load_state_dict(resumed.extra["optimizer"])
+        scheduler.load_state_dict(resumed.extra["scheduler"])
+        start_epoch = int(resumed.extra["epoch"]) + 1
+        best_dice = float(resumed.extra["best_val_dice"])
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+
+    loss_fn = make_loss(config.loss)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loader_args: dict[str, Any] = {
+        "batch_size": config.batch_size,
+        "num_workers": config.workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": config.workers > 0,
+    }
+    train_loader = torch.utils.data.DataLoader(
+        SegmentationDataset(splits.pairs["train"], contract, augment=True),
+        shuffle=True,
+        drop_last=len(splits.pairs["train"]) > config.batch_size,
+        **loader_args,
+    )
+    val_loader = torch.utils.data.DataLoader(
+        SegmentationDataset(splits.pairs["val"], contract, augment=False), shuffle=False, **loader_args
+    )
+
+    provenance = {
+        "data": str(Path(config.data or "").resolve()),
+        "split": splits.how,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "torch": str(torch.__version__),
+        "device": str(device),
+    }
+    started = time.monotonic()
+    with progress_bar() as bar:
+        epochs_task = bar.add_task("epochs", total=config.epochs, completed=start_epoch - 1, status="")
+        for epoch in range(start_epoch, config.epochs + 1):
+            t0 = time.monotonic()
+            batches = bar.add_task(f"epoch {epoch}", total=len(train_loader), status="")
+            model.train()
+            losses = []
+            for images, masks in train_loader:
+                images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    loss = loss_fn(model(images), masks)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(loss.item())
+                bar.update(batches, advance=1, status=f"loss {np.mean(losses):.3f}")
+            bar.remove_task(batches)
+            scheduler.step()
+
+            val = validate(model, val_loader, loss_fn, device, contract.threshold)
+            record = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val["loss"],
+                "val_dice": val["dice"],
+                "val_iou": val["iou"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": round(time.monotonic() - t0, 1),
+            }
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            improved = val["dice"] > best_dice
+            best_dice = max(best_dice, val["dice"])
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "best_val_dice": best_dice,
+            }
+            prov = {**provenance, "epoch": epoch, "val_dice": val["dice"]}
+            save_checkpoint(run / "last.pt", model, mconf, contract, prov, state)
+            if improved:
+                save_checkpoint(run / "best.pt", model, mconf, contract, prov)
+            plot_curves(run / "metrics.jsonl", run / "curves.png")
+            log.info(
+                "epoch %d/%d  loss %.4f  val loss %.4f  val Dice %.4f%s  (%.0f s)",
+                epoch,
+                config.epochs,
+                record["train_loss"],
+                val["loss"],
+                val["dice"],
+                "  best" if improved else "",
+                record["seconds"],
+            )
+            bar.update(epochs_task, advance=1, status=f"best val Dice {best_dice:.3f}")
+
+    minutes = (time.monotonic() - started) / 60
+    test = test_best(run, splits, config.device or default_device())
+    summary = {
+        "run": str(run),
+        "epochs": config.epochs,
+        "minutes": round(minutes, 1),
+        "best_val_dice": best_dice,
+        "test": test,
+    }
+    (run / "test_metrics.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+@torch.inference_mode()
+def validate(
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: Any,
+    device: torch.device,
+    threshold: float,
+) -> dict[str, float]:
+    """Loss and per-image Dice/IoU at the model's input size (fast; eval scores full size)."""
+    model.eval()
+    metrics, losses = MetricSet(), []
+    for images, masks in loader:
+        logits = model(images.to(device))
+        losses.append(float(loss_fn(logits, masks.to(device))))
+        preds = (torch.sigmoid(logits) >= threshold).cpu().numpy()
+        for pred, truth in zip(preds, masks.numpy(), strict=True):
+            metrics.add(pred[0], truth[0])
+    summary = metrics.summary()
+    return {"loss": float(np.mean(losses)), "dice": float(summary["dice"]), "iou": float(summary["iou"])}  # type: ignore[arg-type]
+
+
+def test_best(run: Path, splits: Splits, device: str) -> dict[str, object]:
+    """Score best.pt on the test split at full resolution, as `polyp-rt eval` does."""
+    from polyp_rt.engines.torch_backend import TorchEngine
+    from polyp_rt.train.evaluate import evaluate_engine
+
+    pairs = splits.pairs["test"]
+    if not pairs:
+        return {"images": 0}
+    with TorchEngine.from_checkpoint(run / "best.pt", device) as engine, progress_bar() as bar:
+        task = bar.add_task("testing best.pt", total=len(pairs), status="")
+        return evaluate_engine(engine, pairs, progress=lambda n: bar.advance(task, n))
