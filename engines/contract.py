@@ -64,9 +64,7 @@ class ModelContract:
     @classmethod
     def from_metadata(cls, meta: dict[str, str], source: str) -> ModelContract:
         values = {
-            k[len(METADATA_PREFIX):]: json.loads(v)
-            for k, v in meta.items()
-            if k.startswith(METADATA_PREFIX)
+            k[len(METADATA_PREFIX) :]: json.loads(v) for k, v in meta.items() if k.startswith(METADATA_PREFIX)
         }
         if "height" not in values or "width" not in values:
             raise ModelError(

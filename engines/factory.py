@@ -16,7 +16,13 @@ BACKENDS = (
     "onnxruntime-tensorrt",
     "tensorrt",
 )
-SUFFIX_BACKEND = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
+SUFFIX_BACKEND = {
+    ".pt": "torch",
+    ".pth": "torch",
+    ".onnx": "onnxruntime",
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+}
 
 
 def auto_backend(path: str | Path) -> str:
@@ -75,7 +81,9 @@ def open_engine(
     if family == "torch":
         from polyp_rt.engines.torch_backend import TorchEngine
 
-        return TorchEngine.from_checkpoint(path, device, fp16=fp16, cuda_graph=cuda_graph, batch_size=batch_size)
+        return TorchEngine.from_checkpoint(
+            path, device, fp16=fp16, cuda_graph=cuda_graph, batch_size=batch_size
+        )
     if family == "onnxruntime":
         from polyp_rt.engines.onnxruntime_backend import OnnxRuntimeEngine
 

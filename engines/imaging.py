@@ -50,5 +50,5 @@ def probability_at(logits: np.ndarray, height: int, width: int) -> np.ndarray:
 
     plane = np.asarray(logits, np.float32).reshape(logits.shape[-2:])
     if plane.shape != (height, width):
-        plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+        return sigmoid(cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR))
     return sigmoid(plane)

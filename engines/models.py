@@ -49,7 +49,9 @@ def model_config(
         raise PolypRtError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     config = PRESETS[preset]
     if size is not None and size % 32:
-        raise PolypRtError(f"--size {size} is not a multiple of 32, which UNet++ needs; try {size // 32 * 32 or 32}")
+        raise PolypRtError(
+            f"--size {size} is not a multiple of 32, which UNet++ needs; try {size // 32 * 32 or 32}"
+        )
     return replace(
         config,
         encoder=encoder or config.encoder,
@@ -157,5 +159,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     model = dict(data["model"])
     model["decoder_channels"] = tuple(model["decoder_channels"])
     contract = ModelContract.from_dict(data["contract"], str(path))
-    extra = {k: v for k, v in data.items() if k not in ("format", "state_dict", "model", "contract", "provenance")}
+    extra = {
+        k: v for k, v in data.items() if k not in ("format", "state_dict", "model", "contract", "provenance")
+    }
     return Checkpoint(path, ModelConfig(**model), contract, data["state_dict"], data["provenance"], extra)

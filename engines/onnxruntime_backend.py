@@ -98,7 +98,9 @@ class OnnxRuntimeEngine(Engine):
             return [wanted, "CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [wanted]
         chosen = [p for p in PROVIDERS.values() if p in available]
         if chosen == ["CPUExecutionProvider"]:
-            log.warning("ONNX Runtime has no CUDA provider here (pip install onnxruntime-gpu); running on CPU")
+            log.warning(
+                "ONNX Runtime has no CUDA provider here (pip install onnxruntime-gpu); running on CPU"
+            )
         return chosen
 
     def _check_io(self, path: Path) -> None:

@@ -10,7 +10,9 @@ from dataclasses import field
 from typing import Any
 
 
-def option(default: Any, help: str, *, flag: str | tuple[str, ...] | None = None, **argparse_kwargs: Any) -> Any:
+def option(
+    default: Any, help: str, *, flag: str | tuple[str, ...] | None = None, **argparse_kwargs: Any
+) -> Any:
     """A dataclass field with its flag's help text (and optional choices, metavar, flag name)."""
     meta = {"help": help, "flag": flag, **argparse_kwargs}
     if isinstance(default, list | dict):

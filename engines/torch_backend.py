@@ -78,11 +78,16 @@ class TorchEngine(Engine):
         import torch
 
         with torch.inference_mode():
-            if self._graph is not None and self._static_in is not None and self._static_out is not None:
-                if batch.shape == self._static_in.shape:
-                    self._static_in.copy_(batch)
-                    self._graph.replay()
-                    return self._static_out
+            graph, static_in, static_out = self._graph, self._static_in, self._static_out
+            if (
+                graph is not None
+                and static_in is not None
+                and static_out is not None
+                and batch.shape == static_in.shape
+            ):
+                static_in.copy_(batch)
+                graph.replay()
+                return static_out
             x = batch.to(self._dtype)
             if self._torch_device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)

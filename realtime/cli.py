@@ -71,7 +71,9 @@ def add_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
 def config_from(config_cls: type, args: argparse.Namespace) -> Any:
     hints = typing.get_type_hints(config_cls)
     values = {
-        f.name: config_from(hints[f.name], args) if dataclasses.is_dataclass(hints[f.name]) else getattr(args, f.name)
+        f.name: config_from(hints[f.name], args)
+        if dataclasses.is_dataclass(hints[f.name])
+        else getattr(args, f.name)
         for f in dataclasses.fields(config_cls)
     }
     return config_cls(**values)
@@ -213,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (summary, config, _handler) in COMMANDS.items():
-        p = sub.add_parser(name, parents=[common], help=summary, description=summary[0].upper() + summary[1:] + ".")
+        p = sub.add_parser(
+            name, parents=[common], help=summary, description=summary[0].upper() + summary[1:] + "."
+        )
         config_cls = config()
         if config_cls is not None:
             add_options(p, config_cls)
@@ -260,4 +264,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

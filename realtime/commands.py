@@ -43,7 +43,9 @@ def train_command(config: Any) -> int:
             table.add_row(f"test {key} (full size, {test['images']} images)", f"{test[key]:.4f}")
     console.print(table)
     run = Path(summary["run"])
-    console.print(f"wrote {run / 'best.pt'}, last.pt, split.json, metrics.jsonl, curves.png, test_metrics.json")
+    console.print(
+        f"wrote {run / 'best.pt'}, last.pt, split.json, metrics.jsonl, curves.png, test_metrics.json"
+    )
     return 0
 
 
@@ -61,7 +63,9 @@ def eval_command(config: Any) -> int:
         from polyp_rt.engines.factory import open_engine
         from polyp_rt.train.trainer import progress_bar
 
-        pairs, which, skipped = select_pairs(config.data, config.split, config.model, config.split_file, config.skip_bad)
+        pairs, which, skipped = select_pairs(
+            config.data, config.split, config.model, config.split_file, config.skip_bad
+        )
         with open_engine(config.model, config.backend, config.device) as engine, progress_bar() as bar:
             task = bar.add_task(f"eval {config.model.name}", total=len(pairs), status="")
             result = evaluate_engine(engine, pairs, config.threshold, lambda n: bar.advance(task, n))
@@ -71,7 +75,12 @@ def eval_command(config: Any) -> int:
     if config.json:
         print(json.dumps(result))
         return 0
-    console.print(metrics_table(what, {"mean per image": result, "micro (all pixels)": {**result["micro"], "images": result["images"]}}))
+    console.print(
+        metrics_table(
+            what,
+            {"mean per image": result, "micro (all pixels)": {**result["micro"], "images": result["images"]}},
+        )
+    )
     return 0
 
 
@@ -84,14 +93,18 @@ def synth_command(config: Any) -> int:
     if config.out:
         with progress_bar() as bar:
             task = bar.add_task("synthetic images", total=config.count, status="")
-            synthetic.write_dataset(config.out, config.count, config.size, config.seed, lambda n: bar.advance(task, n))
+            synthetic.write_dataset(
+                config.out, config.count, config.size, config.seed, lambda n: bar.advance(task, n)
+            )
         console.print(f"wrote {config.count} image/mask pairs to {config.out}/images and {config.out}/masks")
         return 0
 
     from polyp_rt.realtime.recorder import Recorder
 
     if config.from_images:
-        clip: Any = synthetic.PanZoomClip(config.from_images, config.width, config.height, config.seed, config.fps)
+        clip: Any = synthetic.PanZoomClip(
+            config.from_images, config.width, config.height, config.seed, config.fps
+        )
         frames = len(clip)
     else:
         clip = synthetic.SyntheticClip(config.width, config.height, config.seed, config.fps)
@@ -107,5 +120,65 @@ def synth_command(config: Any) -> int:
             recorder.write(rgb, index / config.fps)
             cv2.imwrite(str(masks_dir / f"{index:06d}.png"), mask)
             bar.advance(task, 1)
-    console.print(f"wrote {config.video} ({frames} frames, {config.fps:g} fps, {recorder.codec}) and {masks_dir}/")
+    console.print(
+        f"wrote {config.video} ({frames} frames, {config.fps:g} fps, {recorder.codec}) and {masks_dir}/"
+    )
+    return 0
+
+
+def export_command(config: Any) -> int:
+    from polyp_rt.export.onnx_export import export_onnx
+
+    with console.status(f"exporting {config.checkpoint} to ONNX and verifying it"):
+        report = export_onnx(
+            config.checkpoint,
+            config.output,
+            opset=config.opset,
+            fp16=config.fp16,
+            dynamic_batch=config.dynamic_batch,
+            simplify=config.simplify,
+        )
+    table = Table(title=f"exported {report.path}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("size", f"{report.bytes / 1e6:.1f} MB")
+    table.add_row("opset", str(report.opset))
+    table.add_row("precision", report.precision)
+    table.add_row("batch", "dynamic" if report.dynamic_batch else "1")
+    table.add_row("max |ONNX Runtime - torch| logits", f"{report.max_abs_diff:.2e}")
+    table.add_row("mask Dice vs torch FP32", f"{report.mask_dice:.5f}")
+    table.add_row("seconds", f"{report.seconds:.1f}")
+    console.print(table)
+    return 0
+
+
+def build_command(config: Any) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from polyp_rt.export.trt_build import build_engine
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("TensorRT build", total=1.0)
+
+        def progress(phase: str, fraction: float) -> None:
+            bar.update(task, description=f"TensorRT: {phase}", completed=fraction)
+
+        sidecar = build_engine(
+            config.onnx,
+            config.output,
+            fp16=config.fp16,
+            workspace_gb=config.workspace_gb,
+            timing_cache=config.timing_cache,
+            min_batch=config.min_batch,
+            opt_batch=config.opt_batch,
+            max_batch=config.max_batch,
+            progress=progress,
+        )
+    table = Table(title=f"built {config.output}")
+    table.add_column("")
+    table.add_column("value")
+    for key in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape", "profile"):
+        table.add_row(key, str(sidecar.get(key)))
+    console.print(table)
+    console.print(f"wrote {config.output} and {config.output}.json")
     return 0

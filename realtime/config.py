@@ -10,7 +10,15 @@ from polyp_rt.engines.options import option
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_MODEL = SAMPLES / "polyp_cpu.onnx"
 DEMO_CLIP = SAMPLES / "demo.mp4"
-BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
+BACKEND_CHOICES = (
+    "auto",
+    "torch",
+    "onnxruntime",
+    "onnxruntime-cpu",
+    "onnxruntime-cuda",
+    "onnxruntime-tensorrt",
+    "tensorrt",
+)
 
 
 @dataclass
@@ -19,7 +27,9 @@ class OverlayConfig:
     color: str = option("0,255,0", "mask and contour colour as R,G,B")
     contours: bool = option(True, "draw polyp outlines")
     hud: bool = option(True, "draw fps, latency, backend and the polyp indicator")
-    presence_on: int = option(3, "polyp indicator turns on after this many of the last --presence-window frames")
+    presence_on: int = option(
+        3, "polyp indicator turns on after this many of the last --presence-window frames"
+    )
     presence_window: int = option(5, "frames considered for turning the indicator on")
     presence_off: int = option(8, "indicator turns off after this many clear frames in a row")
     min_area: float = option(0.002, "mask area (fraction of the frame) that counts as a polyp")
@@ -29,8 +39,7 @@ class OverlayConfig:
 class RunConfig:
     source: str | None = option(
         None,
-        "video file, camera index or /dev/videoN, rtsp:// or http:// URL, image folder, "
-        "or synthetic:WxH@FPS",
+        "video file, camera index or /dev/videoN, rtsp:// or http:// URL, image folder, or synthetic:WxH@FPS",
         metavar="SRC",
     )
     model: Path = option(DEMO_MODEL, "checkpoint, ONNX or TensorRT engine", metavar="M")
@@ -50,7 +59,9 @@ class RunConfig:
     headless: bool = option(False, "no window")
     realtime: bool = option(False, "play a file at its own frame rate (default: as fast as possible)")
     max_frames: int | None = option(None, "stop after this many frames", metavar="N")
-    stats_json: Path | None = option(None, "write latency statistics (and a histogram PNG beside it)", metavar="FILE")
+    stats_json: Path | None = option(
+        None, "write latency statistics (and a histogram PNG beside it)", metavar="FILE"
+    )
     width: int | None = option(None, "camera: requested width")
     height: int | None = option(None, "camera: requested height")
     fps: float | None = option(None, "camera: requested frame rate; synthetic: frame rate")
@@ -67,7 +78,9 @@ class BenchConfig:
     presets: str | None = option(
         None, "instead of --model: time these presets with random weights, e.g. cpu,fast,accurate"
     )
-    backends: str = option("auto", "comma-separated: torch, onnxruntime[-cpu|-cuda|-tensorrt], tensorrt, or all")
+    backends: str = option(
+        "auto", "comma-separated: torch, onnxruntime[-cpu|-cuda|-tensorrt], tensorrt, or all"
+    )
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     batch: int = option(1, "batch size")
     size: int | None = option(None, "input size (default: the model's)")

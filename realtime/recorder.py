@@ -61,7 +61,9 @@ class Recorder:
         codec, codec_options = best_encoder()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), "w", options={"flush_packets": "1", **CONTAINER_OPTIONS[suffix]})
+            self._container = av.open(
+                str(self.path), "w", options={"flush_packets": "1", **CONTAINER_OPTIONS[suffix]}
+            )
         except (OSError, av.error.FFmpegError) as exc:
             raise RecorderError(f"{self.path}: cannot create the recording ({exc})") from exc
         rate = Fraction(self.fps).limit_denominator(1001)
@@ -91,7 +93,9 @@ class Recorder:
         try:
             self._container.mux(self._stream.encode(frame))
         except (OSError, av.error.FFmpegError) as exc:
-            raise RecorderError(f"{self.path}: writing the recording failed ({exc}); is the disk full?") from exc
+            raise RecorderError(
+                f"{self.path}: writing the recording failed ({exc}); is the disk full?"
+            ) from exc
         self.frames_written += 1
 
     def close(self) -> None:

@@ -14,7 +14,9 @@ class TrainConfig:
         None, "data folder: Kvasir-SEG, CVC-ClinicDB or train/val/test layout", metavar="DIR", required=True
     )
     preset: str = option("cpu", "model preset", choices=("cpu", "fast", "accurate"))
-    encoder: str | None = option(None, "override the preset's encoder (any segmentation-models-pytorch encoder)")
+    encoder: str | None = option(
+        None, "override the preset's encoder (any segmentation-models-pytorch encoder)"
+    )
     size: int | None = option(None, "override the preset's square input size (multiple of 32)")
     encoder_weights: str | None = option(
         None, "pretrained encoder weights, e.g. imagenet (downloads; default: train from scratch)"
@@ -48,7 +50,9 @@ class EvalConfig:
     backend: str = option("auto", "inference backend (see `polyp-rt info`)")
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
-    masks: Path | None = option(None, "score a folder of predicted mask PNGs instead of a model", metavar="DIR")
+    masks: Path | None = option(
+        None, "score a folder of predicted mask PNGs instead of a model", metavar="DIR"
+    )
     truth: Path | None = option(None, "ground-truth masks for --masks (same file names)", metavar="DIR")
     json: bool = option(False, "print one JSON object on stdout instead of a table")
 
@@ -58,7 +62,9 @@ class SynthConfig:
     out: Path | None = option(None, "write a data set in the Kvasir layout to this folder", metavar="DIR")
     count: int = option(200, "images in the data set")
     size: int = option(256, "image size in pixels (square)")
-    video: Path | None = option(None, "write a clip (.mp4/.mkv) and its masks to OUT_masks/", metavar="OUT.mp4")
+    video: Path | None = option(
+        None, "write a clip (.mp4/.mkv) and its masks to OUT_masks/", metavar="OUT.mp4"
+    )
     frames: int = option(300, "frames in the clip")
     fps: float = option(30.0, "clip frame rate")
     width: int = option(640, "clip width")

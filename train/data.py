@@ -164,7 +164,9 @@ def scan_folder(
         else:
             raise DataError(problem + " (pass --skip-bad to skip such files and count them)")
     if not scan.pairs:
-        raise DataError(f"{root}: no usable image/mask pairs found in {images_dir.name}/ and {masks_dir.name}/")
+        raise DataError(
+            f"{root}: no usable image/mask pairs found in {images_dir.name}/ and {masks_dir.name}/"
+        )
     return scan
 
 
@@ -194,7 +196,10 @@ class Splits:
         return {
             "root": str(self.root.resolve()),
             "how": self.how,
-            **{name: [str(p.image.relative_to(self.root)) for p in pairs] for name, pairs in self.pairs.items()},
+            **{
+                name: [str(p.image.relative_to(self.root)) for p in pairs]
+                for name, pairs in self.pairs.items()
+            },
         }
 
 

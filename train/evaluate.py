@@ -77,9 +77,7 @@ def evaluate_mask_folders(predicted: Path, truth: Path) -> dict[str, object]:
         raise DataError(f"{predicted}: no mask images found")
     missing = [p.name for p in pred_files if p.stem not in truth_files]
     if missing:
-        raise DataError(
-            f"{truth}: no ground truth for {len(missing)} predicted masks (first: {missing[0]})"
-        )
+        raise DataError(f"{truth}: no ground truth for {len(missing)} predicted masks (first: {missing[0]})")
     metrics = MetricSet()
     for path in pred_files:
         pred, gt = read_mask(path), read_mask(truth_files[path.stem])
@@ -89,4 +87,3 @@ def evaluate_mask_folders(predicted: Path, truth: Path) -> dict[str, object]:
     summary = metrics.summary()
     summary["missing_predictions"] = len(truth_files) - len(pred_files)
     return summary
-

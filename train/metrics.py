@@ -62,8 +62,6 @@ class MetricSet:
     def summary(self) -> dict[str, object]:
         if not self.per_image:
             return {**dict.fromkeys(METRICS, float("nan")), "images": 0, "micro": {}}
-        means = {
-            name: float(np.mean([c.ratios()[name] for c in self.per_image])) for name in METRICS
-        }
+        means = {name: float(np.mean([c.ratios()[name] for c in self.per_image])) for name in METRICS}
         total = sum(self.per_image[1:], self.per_image[0])
         return {**means, "images": len(self.per_image), "micro": total.ratios()}

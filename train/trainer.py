@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,16 @@ def load_data(config: TrainConfig) -> Splits:
     assert config.data is not None
     with progress_bar() as bar:
         task = bar.add_task("checking data", total=count_images(config.data), status="")
-        splits = load_splits(config.data, config.seed, config.skip_bad, progress=lambda n: bar.advance(task, n))
+        splits = load_splits(
+            config.data, config.seed, config.skip_bad, progress=lambda n: bar.advance(task, n)
+        )
     if splits.skipped:
         log.warning("skipped %d bad files (--skip-bad), e.g. %s: %s", len(splits.skipped), *splits.skipped[0])
     for name in ("train", "val"):
         if not splits.pairs[name]:
-            raise PolypRtError(f"{config.data}: the {name} split is empty; the data set is too small to train on")
+            raise PolypRtError(
+                f"{config.data}: the {name} split is empty; the data set is too small to train on"
+            )
     return splits
 
 

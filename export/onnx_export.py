@@ -1,0 +1,187 @@
+"""Checkpoint -> ONNX with the model contract in its metadata, checked and verified.
+
+Verification runs the same inputs through torch and an ONNX Runtime CPU session:
+FP32 must agree to 1e-4 in the logits, FP16 must give the same masks (Dice >= 0.999).
+A failed verification is an error: the file is removed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
+
+from polyp_rt.engines.contract import ModelContract
+from polyp_rt.engines.errors import ModelError, PolypRtError
+from polyp_rt.engines.imaging import preprocess, sigmoid
+from polyp_rt.engines.models import load_checkpoint, sha256_file
+
+log = logging.getLogger(__name__)
+
+FP32_MAX_ABS_DIFF = 1e-4
+FP16_MIN_MASK_DICE = 0.999
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    bytes: int
+    opset: int
+    precision: str
+    dynamic_batch: bool
+    max_abs_diff: float
+    mask_dice: float
+    seconds: float
+
+
+def verification_inputs(contract: ModelContract, batch: int) -> dict[str, np.ndarray]:
+    """A random batch and a batch of synthetic colonoscopy frames, normalised as the contract says."""
+    from polyp_rt.train.synthetic import synth_image
+
+    rng = np.random.default_rng(0)
+    random = rng.standard_normal((batch, 3, contract.height, contract.width)).astype(np.float32)
+    scenes = [synth_image(seed, (contract.height, contract.width))[0] for seed in range(batch)]
+    real_looking = np.stack([preprocess(rgb, contract) for rgb in scenes])
+    return {"random": random, "synthetic scenes": real_looking}
+
+
+def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
+    inter = np.count_nonzero(a & b)
+    total = np.count_nonzero(a) + np.count_nonzero(b)
+    return 1.0 if total == 0 else 2.0 * inter / total
+
+
+def export_onnx(
+    checkpoint: Path,
+    output: Path,
+    *,
+    opset: int = 18,
+    fp16: bool = False,
+    dynamic_batch: bool = False,
+    simplify: bool = False,
+) -> ExportReport:
+    import onnx
+    import torch
+
+    started = time.monotonic()
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.build_model()
+    contract = ModelContract.from_dict(
+        {**ckpt.contract.to_dict(), "checkpoint_sha256": sha256_file(checkpoint)}, str(checkpoint)
+    )
+    if output.suffix.lower() != ".onnx":
+        raise PolypRtError(f"{output}: the output of export is an .onnx file")
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    dtype = torch.float16 if fp16 else torch.float32
+    example = torch.zeros(1, 3, contract.height, contract.width, dtype=dtype)
+    dynamic = ({0: torch.export.Dim("N", min=1, max=256)},) if dynamic_batch else None
+    try:
+        torch.onnx.export(
+            copy.deepcopy(model).to(dtype),
+            (example,),
+            str(output),
+            input_names=[contract.input_name],
+            output_names=[contract.output_name],
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=dynamic,
+            verbose=False,
+        )
+    except Exception as exc:  # the exporter raises many types; the first line says what failed
+        raise ModelError(f"{checkpoint}: ONNX export failed ({str(exc).splitlines()[0]})") from exc
+
+    proto = onnx.load(str(output))
+    del proto.metadata_props[:]
+    for key, value in contract.to_metadata().items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "polyp-rt"
+    if simplify:
+        proto = simplify_graph(proto)
+    onnx.save(proto, str(output))
+    try:
+        onnx.checker.check_model(str(output), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        output.unlink()
+        raise ModelError(f"{output}: onnx.checker rejected the export ({str(exc).splitlines()[0]})") from exc
+
+    try:
+        max_diff, dice = verify(model, output, contract, fp16, batch=2 if dynamic_batch else 1)
+    except ModelError:
+        output.unlink()
+        raise
+    return ExportReport(
+        output,
+        output.stat().st_size,
+        next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+        "fp16" if fp16 else "fp32",
+        dynamic_batch,
+        max_diff,
+        dice,
+        time.monotonic() - started,
+    )
+
+
+def verify(
+    model: object, onnx_path: Path, contract: ModelContract, fp16: bool, batch: int
+) -> tuple[float, float]:
+    """(max abs logit difference, mask Dice) of ONNX Runtime CPU against torch FP32."""
+    import torch
+
+    from polyp_rt.engines.onnxruntime_backend import OnnxRuntimeEngine
+
+    max_diff, dices = 0.0, list[float]()
+    with OnnxRuntimeEngine(onnx_path, "cpu") as engine:
+        for name, x in verification_inputs(contract, batch).items():
+            with torch.inference_mode():
+                reference = model(torch.from_numpy(x)).numpy()  # type: ignore[operator]
+            got = engine.infer(x)
+            if got.shape != reference.shape:
+                raise ModelError(
+                    f"{onnx_path}: output shape {got.shape} differs from torch's {reference.shape}"
+                )
+            diff = float(np.abs(got - reference).max())
+            dice = mask_dice(sigmoid(got) >= contract.threshold, sigmoid(reference) >= contract.threshold)
+            log.info("verify on %s input: max |onnx - torch| = %.2e, mask Dice %.5f", name, diff, dice)
+            max_diff, dices = max(max_diff, diff), [*dices, dice]
+    dice = min(dices)
+    if not fp16 and max_diff > FP32_MAX_ABS_DIFF:
+        raise ModelError(
+            f"{onnx_path}: verification failed, ONNX Runtime differs from torch by {max_diff:.2e} "
+            f"(> {FP32_MAX_ABS_DIFF:g}); try another --opset or report the model"
+        )
+    if fp16 and dice < FP16_MIN_MASK_DICE:
+        raise ModelError(
+            f"{onnx_path}: verification failed, FP16 masks agree with FP32 at Dice {dice:.4f} "
+            f"(< {FP16_MIN_MASK_DICE}); export in FP32 and let TensorRT choose FP16 kernels"
+        )
+    return max_diff, dice
+
+
+def simplify_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        import onnxslim
+
+        return onnxslim.slim(proto)
+    except ImportError:
+        pass
+    try:
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(proto)
+        if not ok:
+            raise ModelError("onnxsim could not validate the simplified model; export without --simplify")
+        return simplified
+    except ImportError as exc:
+        raise PolypRtError(
+            "--simplify needs onnxslim or onnxsim: pip install 'polyp-rt[simplify]' (onnxslim)"
+        ) from exc
