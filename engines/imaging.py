@@ -44,11 +44,19 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))).astype(np.float32)
 
 
-def probability_at(logits: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Logits [1,h,w] or [h,w] -> sigmoid probability HxW float32, upsampled bilinearly."""
+def logit(p: float | np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, np.float32), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def mask_at(logits: np.ndarray, height: int, width: int, threshold: float) -> np.ndarray:
+    """Logits [1,h,w] or [h,w] -> uint8 {0,1} mask HxW: bilinear upsampling, then sigmoid >= threshold.
+
+    The comparison happens in logit space (sigmoid is monotonic), which skips an exp per pixel.
+    """
     import cv2
 
     plane = np.asarray(logits, np.float32).reshape(logits.shape[-2:])
     if plane.shape != (height, width):
-        return sigmoid(cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR))
-    return sigmoid(plane)
+        plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (plane >= logit(threshold)).astype(np.uint8)

@@ -48,7 +48,7 @@ def verification_inputs(contract: ModelContract, batch: int) -> dict[str, np.nda
 
     rng = np.random.default_rng(0)
     random = rng.standard_normal((batch, 3, contract.height, contract.width)).astype(np.float32)
-    scenes = [synth_image(seed, (contract.height, contract.width))[0] for seed in range(batch)]
+    scenes = [synth_image(seed, (contract.width, contract.height))[0] for seed in range(batch)]
     real_looking = np.stack([preprocess(rgb, contract) for rgb in scenes])
     return {"random": random, "synthetic scenes": real_looking}
 

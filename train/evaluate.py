@@ -8,7 +8,7 @@ from pathlib import Path
 
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.errors import DataError, InputFileError
-from polyp_rt.engines.imaging import preprocess, probability_at
+from polyp_rt.engines.imaging import mask_at, preprocess
 from polyp_rt.train.data import IMAGE_EXTS, SPLITS, Pair, load_splits, read_mask, read_rgb
 from polyp_rt.train.metrics import MetricSet
 
@@ -25,8 +25,7 @@ def evaluate_engine(
     for pair in pairs:
         rgb = read_rgb(pair.image)
         logits = engine.infer(preprocess(rgb, engine.contract)[None])
-        prob = probability_at(logits[0], rgb.shape[0], rgb.shape[1])
-        metrics.add(prob >= threshold, read_mask(pair.mask))
+        metrics.add(mask_at(logits[0], rgb.shape[0], rgb.shape[1], threshold), read_mask(pair.mask))
         if progress:
             progress(1)
     return metrics.summary()

@@ -1,0 +1,109 @@
+"""What the endoscopist sees: tinted mask, outline, HUD and a steady polyp indicator."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.realtime.config import OverlayConfig
+
+INDICATOR_ON = (255, 200, 0)  # amber, RGB
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    try:
+        r, g, b = (int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise PolypRtError(f"--color {text!r}: write a colour as R,G,B, e.g. 0,255,0") from exc
+    if not all(0 <= v <= 255 for v in (r, g, b)):
+        raise PolypRtError(f"--color {text!r}: each of R,G,B is 0..255")
+    return (r, g, b)
+
+
+class PresenceIndicator:
+    """On after `on` positive frames among the last `window`; off after `off` clear frames in a row."""
+
+    def __init__(self, on: int, window: int, off: int) -> None:
+        if not 1 <= on <= window or off < 1:
+            raise PolypRtError("polyp indicator: need 1 <= --presence-on <= --presence-window and --presence-off >= 1")
+        self.on, self.off = on, off
+        self.recent: deque[bool] = deque(maxlen=window)
+        self.clear_run = 0
+        self.active = False
+
+    def update(self, positive: bool) -> bool:
+        self.recent.append(positive)
+        self.clear_run = 0 if positive else self.clear_run + 1
+        if not self.active and sum(self.recent) >= self.on:
+            self.active = True
+        elif self.active and self.clear_run >= self.off:
+            self.active = False
+        return self.active
+
+
+@dataclass
+class Hud:
+    fps: float = 0.0
+    e2e_ms: float = 0.0
+    backend: str = ""
+    status: str = ""  # e.g. "reconnecting 1/3", "paused"
+
+
+def tint(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
+    """A copy of `rgb` with `color` blended in at `alpha` where mask is set."""
+    out = rgb.copy()
+    if alpha <= 0 or not mask.any():
+        return out
+    solid = np.empty_like(rgb)
+    solid[:] = color
+    blended = cv2.addWeighted(rgb, 1.0 - alpha, solid, alpha, 0.0)
+    cv2.copyTo(blended, mask, out)
+    return out
+
+
+class Overlay:
+    def __init__(self, config: OverlayConfig) -> None:
+        self.config = config
+        self.color = parse_color(config.color)
+        self.presence = PresenceIndicator(config.presence_on, config.presence_window, config.presence_off)
+        self.show_mask = config.mask_alpha > 0
+        self.show_contours = config.contours
+
+    def draw(self, rgb: np.ndarray, mask: np.ndarray, hud: Hud, blended: np.ndarray | None = None) -> np.ndarray:
+        """The annotated frame. `blended` is a frame already tinted on the GPU, if any."""
+        present = self.presence.update(mask.mean() >= self.config.min_area)
+        if self.show_mask:
+            out = blended.copy() if blended is not None else tint(rgb, mask, self.color, self.config.mask_alpha)
+        else:
+            out = rgb.copy()
+        if self.show_contours:
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(out, contours, -1, self.color, max(2, out.shape[0] // 270), cv2.LINE_AA)
+        if self.config.hud:
+            self._hud(out, hud, present)
+        return out
+
+    def _hud(self, out: np.ndarray, hud: Hud, present: bool) -> None:
+        h, w = out.shape[:2]
+        scale = max(0.4, h / 900)
+        thick = max(1, round(scale * 2))
+        line = f"{hud.fps:4.1f} fps  e2e {hud.e2e_ms:5.1f} ms  {hud.backend}"
+        if hud.status:
+            line += f"  [{hud.status}]"
+        (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        pad = max(4, th // 2)
+        box = out[0 : th + base + 2 * pad, 0 : min(w, tw + 2 * pad)]
+        box[:] = (box * 0.45).astype(np.uint8)  # darken behind the text so it reads on any tissue
+        cv2.putText(out, line, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        if present:
+            label = "POLYP"
+            (lw, lh), lbase = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale * 1.3, thick + 1)
+            x0, y0 = w - lw - 3 * pad, pad
+            cv2.rectangle(out, (x0, y0), (w - pad, y0 + lh + lbase + 2 * pad), INDICATOR_ON, -1)
+            cv2.putText(
+                out, label, (x0 + pad, y0 + pad + lh), cv2.FONT_HERSHEY_SIMPLEX, scale * 1.3, (0, 0, 0), thick + 1, cv2.LINE_AA
+            )

@@ -1,0 +1,370 @@
+"""Video sources behind one interface, picked by `open_source(spec)` from the --source string.
+
+Every source hands out RGB frames (BGR from OpenCV is converted here, at the door),
+stamped with a monotonic capture time. A live source (camera, stream, synthetic)
+is never blocked by the pipeline; a file source is (nothing is lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import numpy as np
+
+from polyp_rt.engines.errors import InputFileError, SourceError
+from polyp_rt.realtime.frame import Frame, now_ns
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
+
+
+class SourceStalled(SourceError):
+    """A live source delivered no frame within the stall timeout."""
+
+
+@dataclass
+class SourceOptions:
+    realtime: bool = False  # play files at their own rate
+    width: int | None = None  # camera requests
+    height: int | None = None
+    fps: float | None = None
+    fourcc: str | None = None
+    stall_timeout: float = 2.0
+
+
+class Source(ABC):
+    """`open()`, then `read()` until it returns None (end of stream), then `close()`."""
+
+    live: bool = False
+    description: str = ""
+    fps: float = 30.0
+    width: int = 0
+    height: int = 0
+
+    def __init__(self) -> None:
+        self.skipped: dict[str, int] = {}  # bad input stepped over, by reason
+        self._count = 0
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        """(RGB frame, pts in seconds), or None at the end of the stream."""
+
+    def read(self) -> Frame | None:
+        got = self._read_rgb()
+        if got is None:
+            return None
+        rgb, pts = got
+        frame = Frame(self._count, pts, now_ns(), rgb)
+        self._count += 1
+        return frame
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class VideoFileSource(Source):
+    """A video file, decoded by PyAV with threaded decoding; pts kept; corrupt packets counted."""
+
+    def __init__(self, path: Path, options: SourceOptions) -> None:
+        super().__init__()
+        self.path = path
+        self.realtime = options.realtime
+        self.description = f"file {path.name}"
+        self._container = None
+
+    def open(self) -> None:
+        import av
+
+        if not self.path.is_file():
+            raise InputFileError(f"{self.path}: video file not found")
+        if self.path.stat().st_size == 0:
+            raise SourceError(f"{self.path}: the file is empty (0 bytes), not a video")
+        try:
+            container = av.open(str(self.path))
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{self.path}: not a video FFmpeg can read ({exc.__class__.__name__})") from exc
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.path}: has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._container, self._stream = container, stream
+        self.width, self.height = stream.codec_context.width, stream.codec_context.height
+        self.fps = float(stream.average_rate or stream.guessed_rate or 30.0)
+        self.frames_expected = stream.frames or None
+        self._decoded = self._frames()
+        self._t0: float | None = None
+
+    def _frames(self):  # type: ignore[no-untyped-def]
+        import av
+
+        assert self._container is not None
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:  # a truncated or damaged container
+                self.skip("unreadable container data")
+                log.warning("%s: stopped reading at damaged data (%s)", self.path, exc)
+                break
+            try:
+                yield from packet.decode()
+            except av.error.FFmpegError:
+                self.skip("corrupt packets")
+
+    def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        frame = next(self._decoded, None)
+        if frame is None:
+            return None
+        pts = float(frame.time) if frame.time is not None else self._count / self.fps
+        if self.realtime:
+            if self._t0 is None:
+                self._t0 = time.monotonic() - pts
+            delay = self._t0 + pts - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return frame.to_ndarray(format="rgb24"), pts
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+class StreamSource(VideoFileSource):
+    """An RTSP/HTTP/... URL through PyAV with low-latency options; live."""
+
+    live = True
+
+    def __init__(self, url: str, options: SourceOptions) -> None:
+        super().__init__(Path(url), options)
+        self.url = url
+        self.realtime = False
+        self.stall_timeout = options.stall_timeout
+        self.description = f"stream {url}"
+
+    def open(self) -> None:
+        import av
+
+        opts = {"fflags": "nobuffer", "flags": "low_delay", "probesize": "500000", "analyzeduration": "500000"}
+        if self.url.startswith("rtsp"):
+            opts["rtsp_transport"] = "tcp"
+        try:
+            container = av.open(self.url, options=opts, timeout=(self.stall_timeout * 2, self.stall_timeout))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"{self.url}: cannot open the stream ({exc})") from exc
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.url}: the stream has no video")
+        self._container, self._stream = container, container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self.width, self.height = self._stream.codec_context.width, self._stream.codec_context.height
+        self.fps = float(self._stream.average_rate or self._stream.guessed_rate or 30.0)
+        self._decoded = self._frames()
+
+    def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        got = super()._read_rgb()
+        if got is None:  # a live stream does not end: it was cut
+            raise SourceStalled(f"{self.url}: the stream ended or timed out")
+        return got
+
+
+class CameraSource(Source):
+    """A webcam or capture card (OpenCV, V4L2 on Linux): index or /dev/videoN."""
+
+    live = True
+
+    def __init__(self, device: int | str, options: SourceOptions) -> None:
+        super().__init__()
+        self.device = device
+        self.options = options
+        self.description = f"camera {device}"
+        self._cap = None
+
+    def open(self) -> None:
+        import cv2
+
+        api = cv2.CAP_V4L2 if hasattr(cv2, "CAP_V4L2") and Path("/dev").exists() else cv2.CAP_ANY
+        cap = cv2.VideoCapture(self.device, api)
+        if not cap.isOpened():
+            cap.release()
+            where = self.device if isinstance(self.device, str) else f"/dev/video{self.device}"
+            raise SourceError(
+                f"camera {self.device}: cannot open it ({where} missing or busy); "
+                "list cameras with `v4l2-ctl --list-devices` or pass a video file"
+            )
+        o = self.options
+        if o.fourcc:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*o.fourcc[:4].ljust(4)))
+        if o.width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, o.width)
+        if o.height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, o.height)
+        if o.fps:
+            cap.set(cv2.CAP_PROP_FPS, o.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        code = int(cap.get(cv2.CAP_PROP_FOURCC))
+        granted = "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)) if code else "?"
+        log.info("camera %s granted %dx%d @ %.3g fps, %s", self.device, self.width, self.height, self.fps, granted)
+        self.granted = {"width": self.width, "height": self.height, "fps": self.fps, "fourcc": granted}
+        self._cap = cap
+        self._t0 = time.monotonic()
+
+    def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        import cv2
+
+        assert self._cap is not None
+        ok, bgr = self._cap.read()
+        if not ok or bgr is None:
+            raise SourceStalled(f"camera {self.device}: no frame (unplugged or stalled)")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.monotonic() - self._t0
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageFolderSource(Source):
+    """A folder of images in sorted order; an unreadable image is skipped and counted."""
+
+    def __init__(self, folder: Path, options: SourceOptions) -> None:
+        super().__init__()
+        self.folder = folder
+        self.fps = options.fps or 30.0
+        self.description = f"images in {folder}"
+
+    def open(self) -> None:
+        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self.files:
+            raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)}) in this folder")
+        self._next = 0
+        first = self._load(self.files[0])
+        if first is None:
+            raise SourceError(f"{self.files[0]}: cannot read the first image of the folder")
+        self.height, self.width = first.shape[:2]
+
+    @staticmethod
+    def _load(path: Path) -> np.ndarray | None:
+        import cv2
+
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        while self._next < len(self.files):
+            path, index = self.files[self._next], self._next
+            self._next += 1
+            rgb = self._load(path)
+            if rgb is None:
+                log.warning("%s: unreadable image, skipped", path)
+                self.skip("unreadable images")
+                continue
+            return rgb, index / self.fps
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+SYNTHETIC = re.compile(r"^synthetic:(?:(\d+)x(\d+))?(?:@([\d.]+))?(?:\?(.*))?$")
+
+
+class SyntheticSource(Source):
+    """`synthetic:WxH@FPS[?seed=K&stall_at=N&stall_s=S&fail_at=N&faults=C]`: a live synthetic scene.
+
+    Paced at FPS like a camera. stall_at/fail_at inject faults (a stall of S seconds,
+    or a lost device) after N frames of each of the first C connections (default:
+    every connection), for testing reconnects.
+    """
+
+    live = True
+
+    def __init__(self, spec: str, options: SourceOptions) -> None:
+        super().__init__()
+        match = SYNTHETIC.match(spec)
+        if not match:
+            raise SourceError(f"{spec!r}: write synthetic sources as synthetic:WIDTHxHEIGHT@FPS, e.g. synthetic:640x480@30")
+        w, h, fps, query = match.groups()
+        self.width, self.height = int(w or 640), int(h or 480)
+        self.fps = float(fps or options.fps or 30.0)
+        params = {k: v[-1] for k, v in parse_qs(query or "").items()}
+        self.seed = int(params.get("seed", 0))
+        self.stall_at = int(params["stall_at"]) if "stall_at" in params else None
+        self.stall_s = float(params.get("stall_s", 3600))
+        self.fail_at = int(params["fail_at"]) if "fail_at" in params else None
+        self.faulty_connections = int(params.get("faults", 1 << 30))
+        self.connections = 0
+        self.stall_timeout = options.stall_timeout
+        self.description = f"synthetic {self.width}x{self.height}@{self.fps:g}"
+        self._connection_frames = 0
+        self._next_t: float | None = None
+
+    def open(self) -> None:
+        from polyp_rt.train.synthetic import SyntheticClip
+
+        self.clip = SyntheticClip(self.width, self.height, seed=self.seed, fps=self.fps)
+        self.connections += 1
+        self._connection_frames = 0
+        self._next_t = None
+
+    def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        faulty, n = self.connections <= self.faulty_connections, self._connection_frames
+        if faulty and self.fail_at is not None and n >= self.fail_at:
+            raise SourceError("synthetic source: device lost (injected fault)")
+        if faulty and self.stall_at is not None and n >= self.stall_at:
+            time.sleep(min(self.stall_s, self.stall_timeout))
+            if self.stall_s >= self.stall_timeout:
+                raise SourceStalled(f"synthetic source: no frame for {self.stall_timeout:g} s (injected stall)")
+        now = time.monotonic()
+        if self._next_t is None:
+            self._next_t = now
+        elif self._next_t > now:
+            time.sleep(self._next_t - now)
+        self._next_t = max(self._next_t + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
+        self._connection_frames += 1
+        rgb, _ = self.clip.frame(self._count)
+        return rgb, self._count / self.fps
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: str, options: SourceOptions) -> Source:
+    """The source for a --source string (not yet opened)."""
+    if spec.startswith("synthetic:"):
+        return SyntheticSource(spec, options)
+    if spec.startswith(STREAM_SCHEMES):
+        return StreamSource(spec, options)
+    if spec.isdigit():
+        return CameraSource(int(spec), options)
+    if spec.startswith("/dev/video"):
+        return CameraSource(spec, options)
+    path = Path(spec)
+    if path.is_dir():
+        return ImageFolderSource(path, options)
+    if not path.exists():
+        raise InputFileError(
+            f"{spec}: no such file or folder; --source takes a video file, an image folder, "
+            "a camera index (0), /dev/videoN, an rtsp:// or http:// URL, or synthetic:640x480@30"
+        )
+    return VideoFileSource(path, options)
