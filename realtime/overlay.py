@@ -29,7 +29,9 @@ class PresenceIndicator:
 
     def __init__(self, on: int, window: int, off: int) -> None:
         if not 1 <= on <= window or off < 1:
-            raise PolypRtError("polyp indicator: need 1 <= --presence-on <= --presence-window and --presence-off >= 1")
+            raise PolypRtError(
+                "polyp indicator: need 1 <= --presence-on <= --presence-window and --presence-off >= 1"
+            )
         self.on, self.off = on, off
         self.recent: deque[bool] = deque(maxlen=window)
         self.clear_run = 0
@@ -73,11 +75,15 @@ class Overlay:
         self.show_mask = config.mask_alpha > 0
         self.show_contours = config.contours
 
-    def draw(self, rgb: np.ndarray, mask: np.ndarray, hud: Hud, blended: np.ndarray | None = None) -> np.ndarray:
+    def draw(
+        self, rgb: np.ndarray, mask: np.ndarray, hud: Hud, blended: np.ndarray | None = None
+    ) -> np.ndarray:
         """The annotated frame. `blended` is a frame already tinted on the GPU, if any."""
         present = self.presence.update(mask.mean() >= self.config.min_area)
         if self.show_mask:
-            out = blended.copy() if blended is not None else tint(rgb, mask, self.color, self.config.mask_alpha)
+            out = (
+                blended.copy() if blended is not None else tint(rgb, mask, self.color, self.config.mask_alpha)
+            )
         else:
             out = rgb.copy()
         if self.show_contours:
@@ -98,12 +104,21 @@ class Overlay:
         pad = max(4, th // 2)
         box = out[0 : th + base + 2 * pad, 0 : min(w, tw + 2 * pad)]
         box[:] = (box * 0.45).astype(np.uint8)  # darken behind the text so it reads on any tissue
-        cv2.putText(out, line, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.putText(
+            out, line, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA
+        )
         if present:
             label = "POLYP"
             (lw, lh), lbase = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale * 1.3, thick + 1)
             x0, y0 = w - lw - 3 * pad, pad
             cv2.rectangle(out, (x0, y0), (w - pad, y0 + lh + lbase + 2 * pad), INDICATOR_ON, -1)
             cv2.putText(
-                out, label, (x0 + pad, y0 + pad + lh), cv2.FONT_HERSHEY_SIMPLEX, scale * 1.3, (0, 0, 0), thick + 1, cv2.LINE_AA
+                out,
+                label,
+                (x0 + pad, y0 + pad + lh),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale * 1.3,
+                (0, 0, 0),
+                thick + 1,
+                cv2.LINE_AA,
             )

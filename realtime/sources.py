@@ -162,7 +162,12 @@ class StreamSource(VideoFileSource):
     def open(self) -> None:
         import av
 
-        opts = {"fflags": "nobuffer", "flags": "low_delay", "probesize": "500000", "analyzeduration": "500000"}
+        opts = {
+            "fflags": "nobuffer",
+            "flags": "low_delay",
+            "probesize": "500000",
+            "analyzeduration": "500000",
+        }
         if self.url.startswith("rtsp"):
             opts["rtsp_transport"] = "tcp"
         try:
@@ -224,7 +229,9 @@ class CameraSource(Source):
         self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
         code = int(cap.get(cv2.CAP_PROP_FOURCC))
         granted = "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)) if code else "?"
-        log.info("camera %s granted %dx%d @ %.3g fps, %s", self.device, self.width, self.height, self.fps, granted)
+        log.info(
+            "camera %s granted %dx%d @ %.3g fps, %s", self.device, self.width, self.height, self.fps, granted
+        )
         self.granted = {"width": self.width, "height": self.height, "fps": self.fps, "fourcc": granted}
         self._cap = cap
         self._t0 = time.monotonic()
@@ -303,7 +310,9 @@ class SyntheticSource(Source):
         super().__init__()
         match = SYNTHETIC.match(spec)
         if not match:
-            raise SourceError(f"{spec!r}: write synthetic sources as synthetic:WIDTHxHEIGHT@FPS, e.g. synthetic:640x480@30")
+            raise SourceError(
+                f"{spec!r}: write synthetic sources as synthetic:WIDTHxHEIGHT@FPS, e.g. synthetic:640x480@30"
+            )
         w, h, fps, query = match.groups()
         self.width, self.height = int(w or 640), int(h or 480)
         self.fps = float(fps or options.fps or 30.0)
@@ -334,7 +343,9 @@ class SyntheticSource(Source):
         if faulty and self.stall_at is not None and n >= self.stall_at:
             time.sleep(min(self.stall_s, self.stall_timeout))
             if self.stall_s >= self.stall_timeout:
-                raise SourceStalled(f"synthetic source: no frame for {self.stall_timeout:g} s (injected stall)")
+                raise SourceStalled(
+                    f"synthetic source: no frame for {self.stall_timeout:g} s (injected stall)"
+                )
         now = time.monotonic()
         if self._next_t is None:
             self._next_t = now

@@ -27,8 +27,8 @@ class InferenceStage(ABC):
     def __call__(self, frame: Frame) -> Frame:
         """Set frame.mask (and frame.blended on the GPU path); stamp preprocessed/inferred/postprocessed."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 (most stages hold nothing to free)
+        """Free what the stage holds (GPU buffers)."""
 
 
 class CpuStage(InferenceStage):

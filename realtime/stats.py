@@ -28,7 +28,14 @@ PERCENTILES = (50, 90, 99)
 def summarise(samples_ms: Sequence[float]) -> dict[str, float | int]:
     """count, mean, p50, p90, p99, max of latencies in ms (linear-interpolated percentiles)."""
     if len(samples_ms) == 0:
-        return {"count": 0, "mean": float("nan"), "p50": float("nan"), "p90": float("nan"), "p99": float("nan"), "max": float("nan")}
+        return {
+            "count": 0,
+            "mean": float("nan"),
+            "p50": float("nan"),
+            "p90": float("nan"),
+            "p99": float("nan"),
+            "max": float("nan"),
+        }
     values = np.asarray(samples_ms, dtype=np.float64)
     p50, p90, p99 = np.percentile(values, PERCENTILES)
     return {
@@ -46,7 +53,9 @@ class LatencyStats:
     """Collects finished frames (thread-safe); `summary()` gives the numbers for tables and JSON."""
 
     started_ns: int = field(default_factory=now_ns)
-    samples: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name, _, _ in (*STAGES, E2E)})
+    samples: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [] for name, _, _ in (*STAGES, E2E)}
+    )
     frames_in: int = 0
     frames_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -115,7 +124,9 @@ def plot_latency(samples: dict[str, Sequence[float]], out_png: Path, title: str)
     for q in (0.5, 0.99):
         ax_cdf.axhline(q, color="grey", lw=0.6, ls="--")
     ax_hist.set(title="latency histogram", xlabel="ms", ylabel="frames")
-    ax_cdf.set(title="latency CDF (dashed: p50, p99)", xlabel="ms", ylabel="fraction of frames", ylim=(0, 1.01))
+    ax_cdf.set(
+        title="latency CDF (dashed: p50, p99)", xlabel="ms", ylabel="fraction of frames", ylim=(0, 1.01)
+    )
     ax_hist.legend()
     ax_cdf.legend(loc="lower right")
     fig.suptitle(title)

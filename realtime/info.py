@@ -1,0 +1,152 @@
+"""`polyp-rt info`: versions, devices and backends here; a model file's contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from importlib import import_module, metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+PACKAGES = (
+    "polyp-rt",
+    "torch",
+    "torchvision",
+    "segmentation-models-pytorch",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "av",
+    "opencv-python",
+    "numpy",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    versions["tensorrt"] = tensorrt_version() or "not installed"
+    return versions
+
+
+def tensorrt_version() -> str | None:
+    try:
+        from polyp_rt.engines.tensorrt_backend import require_tensorrt
+
+        return require_tensorrt()
+    except Exception:  # BackendUnavailable, or a broken install
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)),
+        "os": platform.platform(),
+    }
+    torch = import_module("torch")
+    info["cuda_devices"] = [
+        {
+            "index": i,
+            "name": torch.cuda.get_device_name(i),
+            "capability": ".".join(map(str, torch.cuda.get_device_capability(i))),
+        }
+        for i in range(torch.cuda.device_count())
+    ]
+    info["cuda_runtime"] = torch.version.cuda
+    ort = import_module("onnxruntime")
+    info["onnxruntime_providers"] = ort.get_available_providers()
+    av = import_module("av")
+    info["ffmpeg"] = {
+        k: ".".join(map(str, v)) for k, v in av.library_versions.items() if k in ("libavcodec", "libavformat")
+    }
+    return info
+
+
+def describe_model(path: Path) -> dict[str, Any]:
+    from polyp_rt.engines.factory import auto_backend
+
+    backend = auto_backend(path)
+    if backend == "onnxruntime":
+        import onnx
+
+        from polyp_rt.engines.contract import ModelContract
+
+        proto = onnx.load(str(path), load_external_data=False)
+        contract = ModelContract.from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+    elif backend == "torch":
+        from polyp_rt.engines.models import load_checkpoint
+
+        contract = load_checkpoint(path).contract
+    else:
+        from polyp_rt.engines.contract import ModelContract
+        from polyp_rt.engines.sidecar import read_sidecar
+
+        contract = ModelContract.from_dict(read_sidecar(path)["contract"], str(path))
+    return {
+        "path": str(path),
+        "auto_backend": backend,
+        "bytes": path.stat().st_size,
+        "contract": contract.to_dict(),
+    }
+
+
+def info_command(config: Any) -> int:
+    from polyp_rt.engines.errors import InputFileError
+
+    result: dict[str, Any] = {"versions": package_versions(), "machine": machine()}
+    if config.model:
+        if not config.model.is_file():
+            raise InputFileError(f"{config.model}: model file not found")
+        result["model"] = describe_model(config.model)
+    if config.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    table = Table(title="polyp-rt info", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, version in result["versions"].items():
+        table.add_row(name, version)
+    m = result["machine"]
+    table.add_row("CPU", f"{m['cpu']} ({m['cores']} cores)")
+    table.add_row(
+        "CUDA devices",
+        ", ".join(f"{d['index']}: {d['name']} (sm {d['capability']})" for d in m["cuda_devices"]) or "none",
+    )
+    table.add_row("ONNX Runtime providers", ", ".join(m["onnxruntime_providers"]))
+    table.add_row("FFmpeg (PyAV)", ", ".join(f"{k} {v}" for k, v in m["ffmpeg"].items()))
+    if config.model:
+        model = result["model"]
+        c = model["contract"]
+        table.add_row(
+            "model", f"{model['path']} ({model['bytes'] / 1e6:.1f} MB), auto backend: {model['auto_backend']}"
+        )
+        table.add_row(
+            "contract",
+            f"{c['input_name']} [N,3,{c['height']},{c['width']}] {c['color']} mean {c['mean']} std {c['std']} -> {c['output_name']} [N,1,H,W], threshold {c['threshold']}",
+        )
+        table.add_row(
+            "architecture",
+            f"UNet++ {c['encoder']} ({c['preset'] or 'custom'}), decoder {c['decoder_channels']}",
+        )
+    console.print(table)
+    return 0

@@ -1,0 +1,254 @@
+"""The live loop: source -> capture queue -> inference -> output queue -> overlay -> sinks.
+
+Two worker threads (capture, inference) feed the calling thread, which draws the
+overlay and serves the sinks and the window (OpenCV windows want the main thread).
+Any thread's error, a quit key, Ctrl-C or SIGTERM sets one stop event; every
+thread returns within a bounded time, the first error is re-raised here.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from polyp_rt.engines.errors import SourceError
+from polyp_rt.realtime.frame import Frame
+from polyp_rt.realtime.overlay import Hud, Overlay
+from polyp_rt.realtime.queues import EndOfStream, FrameQueue, Stopped
+from polyp_rt.realtime.sinks import Display, Sink
+from polyp_rt.realtime.sources import Source
+from polyp_rt.realtime.stages import InferenceStage
+from polyp_rt.realtime.stats import LatencyStats
+
+log = logging.getLogger(__name__)
+
+EXIT_CODES = {"end of stream": 0, "quit": 0, "max frames": 0, "interrupted": 130, "terminated": 143}
+JOIN_TIMEOUT_S = 10.0
+
+
+@dataclass
+class PipelineOptions:
+    queue_size: int = 2
+    max_frames: int | None = None
+    reconnects: int = 3
+    backoff_s: float = 0.5  # doubles on each attempt
+    backend_label: str = ""
+
+
+@dataclass
+class Outcome:
+    reason: str  # "end of stream", "quit", "max frames", "interrupted", "terminated", "error"
+    error: BaseException | None = None
+    stats: LatencyStats = field(default_factory=LatencyStats)
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return int(getattr(self.error, "exit_code", 1))
+        return EXIT_CODES[self.reason]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Source,
+        stage: InferenceStage,
+        overlay: Overlay,
+        sinks: list[Sink],
+        display: Display | None = None,
+        options: PipelineOptions | None = None,
+        on_frame: Callable[[LatencyStats, str], None] | None = None,
+    ) -> None:
+        self.source, self.stage, self.overlay = source, stage, overlay
+        self.sinks, self.display = sinks, display
+        self.options = options or PipelineOptions()
+        self.on_frame = on_frame  # live status line
+        self.stop = threading.Event()
+        self.stats = LatencyStats()
+        self.status = ""
+        self._reason: str | None = None
+        self._max_reached = False
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        live = source.live
+        self.captured: FrameQueue[Frame] = FrameQueue(self.options.queue_size, live, self.stop)
+        self.inferred: FrameQueue[Frame] = FrameQueue(self.options.queue_size, live, self.stop)
+
+    # ------------------------------------------------------------ wiring
+
+    def run(self) -> Outcome:
+        """Run until the stream ends or something stops it; sinks are closed by the caller."""
+        threads = [
+            threading.Thread(target=self._guard, args=(self._capture,), name="polyp-rt capture", daemon=True),
+            threading.Thread(target=self._guard, args=(self._infer,), name="polyp-rt infer", daemon=True),
+        ]
+        with self._signals_stop_pipeline():
+            for thread in threads:
+                thread.start()
+            self._guard(self._output)
+            self.stop.set()
+            for thread in threads:
+                thread.join(JOIN_TIMEOUT_S)
+        alive = [t.name for t in threads if t.is_alive()]
+        if alive:
+            log.error("threads still running after %.0f s: %s", JOIN_TIMEOUT_S, ", ".join(alive))
+        self._finish_counts()
+        return Outcome(self._reason or "end of stream", self._error, self.stats)
+
+    def request_stop(self, reason: str) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason
+        self.stop.set()
+
+    def _guard(self, loop: Callable[[], None]) -> None:
+        """Run one thread's loop; the first error anywhere stops every thread."""
+        try:
+            loop()
+        except (Stopped, EndOfStream):
+            pass
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+                    self._reason = "error"
+            self.stop.set()
+
+    # ------------------------------------------------------------ the three loops
+
+    def _capture(self) -> None:
+        attempts = 0
+        max_frames = self.options.max_frames
+        while not self.stop.is_set():
+            try:
+                frame = self.source.read()
+            except SourceError as exc:
+                attempts += 1
+                if not self.source.live or attempts > self.options.reconnects:
+                    if self.source.live:
+                        raise SourceError(
+                            f"{exc} (gave up after {self.options.reconnects} reconnects)"
+                        ) from exc
+                    raise
+                self._reconnect(attempts, exc)
+                continue
+            if frame is None:
+                break
+            if attempts:
+                self._event(f"{self.source.description}: frames again after {attempts} reconnect(s)")
+                attempts, self.status = 0, ""
+            self.stats.frames_in += 1
+            self.captured.put(frame)
+            if max_frames is not None and self.stats.frames_in >= max_frames:
+                self._max_reached = True
+                break
+        self.captured.close()
+
+    def _reconnect(self, attempt: int, cause: Exception) -> None:
+        n = self.options.reconnects
+        self.status = f"reconnecting {attempt}/{n}"
+        self._event(f"{cause}; reconnecting ({attempt}/{n})")
+        self.source.close()
+        if self.stop.wait(self.options.backoff_s * 2 ** (attempt - 1)):
+            return
+        try:
+            self.source.open()
+        except SourceError as exc:
+            self._event(f"reconnect {attempt}/{n} failed: {exc}")
+
+    def _infer(self) -> None:
+        try:
+            while True:
+                frame = self.captured.get()
+                frame.stamp("dequeued")
+                self.inferred.put(self.stage(frame))
+        except EndOfStream:
+            self.inferred.close()
+
+    def _output(self) -> None:
+        arrivals: deque[float] = deque(maxlen=60)
+        while True:
+            if self.display and self.display.paused and not self.source.live:
+                self._on_key(self.display.show(None, wait_ms=30))  # a paused file waits
+                if self.stop.is_set():
+                    return
+                continue
+            try:
+                frame = self.inferred.get()
+            except EndOfStream:
+                self.request_stop("max frames" if self._max_reached else "end of stream")
+                return
+            if self.stop.is_set():
+                return
+            assert frame.mask is not None
+            arrivals.append(time.monotonic())
+            fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+            e2e = sorted(self.stats.recent_e2e(30))
+            hud = Hud(fps, e2e[len(e2e) // 2] if e2e else 0.0, self.options.backend_label, self.status)
+            frame.overlay = self.overlay.draw(frame.rgb, frame.mask, hud, frame.blended)
+            frame.stamp("overlaid")
+            self.stats.add(frame)
+            for sink in self.sinks:
+                sink.write(frame)
+            if self.display:  # paused live view: frozen picture, recording goes on
+                self._on_key(self.display.show(None if self.display.paused else frame.overlay))
+            if self.on_frame:
+                self.on_frame(self.stats, self.status)
+
+    def _on_key(self, action: str | None) -> None:
+        if action == "quit":
+            self.request_stop("quit")
+        elif action == "contours":
+            self.overlay.show_contours = not self.overlay.show_contours
+        elif action == "mask":
+            self.overlay.show_mask = not self.overlay.show_mask
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _event(self, text: str) -> None:
+        log.warning(text)
+        self.stats.events.append(text)
+
+    def _finish_counts(self) -> None:
+        left = len(self.captured.drain()) + len(self.inferred.drain())
+        self.stats.dropped = {
+            "capture queue": self.captured.dropped,
+            "output queue": self.inferred.dropped,
+            "at shutdown": left,
+        }
+        self.stats.skipped = dict(self.source.skipped)
+        self.stats.finish()
+
+    def _signals_stop_pipeline(self) -> Any:
+        pipeline = self
+
+        class Handlers:
+            def __enter__(self) -> None:
+                self.saved: dict[int, Any] = {}
+                if threading.current_thread() is not threading.main_thread():
+                    return
+                for signum, reason in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
+                    self.saved[signum] = signal.signal(signum, self._handler(reason))
+
+            @staticmethod
+            def _handler(reason: str) -> Callable[[int, FrameType | None], None]:
+                def handle(signum: int, _frame: FrameType | None) -> None:
+                    if pipeline.stop.is_set() and signum == signal.SIGINT:
+                        raise KeyboardInterrupt  # a second Ctrl-C while shutting down
+                    log.warning("%s: stopping and finalising the recording", signal.Signals(signum).name)
+                    pipeline.request_stop(reason)
+
+                return handle
+
+            def __exit__(self, *exc: object) -> None:
+                for signum, handler in self.saved.items():
+                    signal.signal(signum, handler)
+
+        return Handlers()

@@ -1,0 +1,138 @@
+"""Where finished frames go: the window, the recording, mask PNGs, a ground-truth score."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from polyp_rt.engines.errors import InputFileError, RecorderError
+from polyp_rt.realtime.frame import Frame
+from polyp_rt.realtime.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    """Receives every finished frame in order on the output thread; `close()` finalises."""
+
+    def write(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingSink(Sink):
+    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
+        self.recorder = Recorder(path, width, height, fps)
+        self.path = path
+
+    def write(self, frame: Frame) -> None:
+        assert frame.overlay is not None
+        self.recorder.write(frame.overlay, frame.pts_s)
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
+class MaskWriter(Sink):
+    """One binary PNG (0/255) per frame, named by the frame's index: 000000.png, ..."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecorderError(f"{folder}: cannot create the mask folder ({exc.strerror})") from exc
+        self.folder = folder
+        self.written = 0
+
+    def write(self, frame: Frame) -> None:
+        assert frame.mask is not None
+        path = self.folder / f"{frame.index:06d}.png"
+        if not cv2.imwrite(str(path), frame.mask * np.uint8(255)):
+            raise RecorderError(f"{path}: writing the mask failed; is the disk full?")
+        self.written += 1
+
+
+class TruthScorer(Sink):
+    """Scores each predicted mask against `folder/<index>.png` (as `synth --video` writes them)."""
+
+    def __init__(self, folder: Path) -> None:
+        from polyp_rt.train.metrics import MetricSet
+
+        if not folder.is_dir():
+            raise InputFileError(f"{folder}: ground-truth mask folder not found")
+        self.folder = folder
+        self.metrics = MetricSet()
+        self.missing = 0
+
+    def write(self, frame: Frame) -> None:
+        from polyp_rt.train.data import read_mask
+
+        path = self.folder / f"{frame.index:06d}.png"
+        if not path.is_file():
+            self.missing += 1
+            return
+        assert frame.mask is not None
+        self.metrics.add(frame.mask, read_mask(path))
+
+    def summary(self) -> dict[str, object]:
+        return {**self.metrics.summary(), "missing_truth": self.missing}
+
+
+def display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.name == "nt"
+
+
+class Display:
+    """The OpenCV window. Keys: q/Esc quit, space pause, c contours, m mask."""
+
+    title = "polyp-rt"
+
+    def __init__(self) -> None:
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        self.paused = False
+
+    def show(self, rgb: np.ndarray | None, wait_ms: int = 1) -> str | None:
+        """Shows a frame (None: keep the last one) and returns a key action, if any."""
+        if rgb is not None:
+            cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        key = cv2.waitKey(wait_ms) & 0xFF
+        if key in (ord("q"), 27):
+            return "quit"
+        if key == ord(" "):
+            self.paused = not self.paused
+            return "pause"
+        if key == ord("c"):
+            return "contours"
+        if key == ord("m"):
+            return "mask"
+        try:
+            if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                return "quit"  # the window was closed
+        except cv2.error:
+            return "quit"
+        return None
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
+def open_display() -> Display | None:
+    """The window, or None (with a warning) where there is no display."""
+    if not display_available():
+        log.warning("no display here (DISPLAY is not set): running headless")
+        return None
+    try:
+        return Display()
+    except cv2.error as exc:
+        log.warning("cannot open a window (%s): running headless", str(exc).splitlines()[0])
+        return None
