@@ -58,5 +58,7 @@ def mask_at(logits: np.ndarray, height: int, width: int, threshold: float) -> np
 
     plane = np.asarray(logits, np.float32).reshape(logits.shape[-2:])
     if plane.shape != (height, width):
-        plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+        return (
+            cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) >= logit(threshold)
+        ).astype(np.uint8)
     return (plane >= logit(threshold)).astype(np.uint8)

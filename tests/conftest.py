@@ -45,3 +45,56 @@ def shared_data() -> Path:
 @pytest.fixture
 def make_pair():
     return write_pair
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """24 synthetic image/mask pairs, 96 px, in the Kvasir layout."""
+    from polyp_rt.train.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_dataset(root, 24, 96, seed=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synthetic_data, tmp_path_factory) -> Path:
+    """A real 2-epoch training run of the cpu preset at 64 px: RUN/best.pt and friends."""
+    from polyp_rt.train.config import TrainConfig
+    from polyp_rt.train.trainer import train
+
+    run = tmp_path_factory.mktemp("run")
+    train(TrainConfig(data=synthetic_data, preset="cpu", size=64, epochs=2, batch_size=4, out=run, workers=0))
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run, tmp_path_factory) -> Path:
+    from polyp_rt.export.onnx_export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(tiny_run / "best.pt", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_clip(tmp_path_factory) -> Path:
+    """A real H.264 clip (160x128, 24 fps, 36 frames) with ground-truth masks in clip_masks/."""
+    from polyp_rt.realtime.cli import main
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    args = [
+        "synth",
+        "--video",
+        str(path),
+        "--frames",
+        "36",
+        "--fps",
+        "24",
+        "--width",
+        "160",
+        "--height",
+        "128",
+    ]
+    assert main(args) == 0
+    return path

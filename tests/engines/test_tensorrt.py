@@ -157,20 +157,30 @@ def test_no_cuda_is_reported_before_any_work(tmp_path: Path, monkeypatch: pytest
 # ----------------------------------------------------------- the type check of this room
 
 
-def test_mypy_check_passes() -> None:
+def test_type_check_catches_tensorrt_api_misuse(tmp_path: Path) -> None:
+    """`make typecheck` runs mypy over engines/ and export/; this proves the stubs bite."""
     pytest.importorskip("mypy")
     try:
         importlib.metadata.distribution("tensorrt-stubs")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("tensorrt-stubs is not installed (pip install --no-deps tensorrt-stubs)")
-    subprocess.run([sys.executable, "scripts/typings.py"], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "scripts/typings.py"], cwd=REPO, check=True, capture_output=True)
+    misuse = tmp_path / "misuse.py"
+    misuse.write_text(
+        "import tensorrt as trt\n"
+        "def run(context: trt.IExecutionContext, stream: int) -> None:\n"
+        "    context.set_tensor_address('image', 'not a pointer')\n"
+        "    context.execute_async_v4(stream)\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "-p", "polyp_rt.engines", "-p", "polyp_rt.export"],
+        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", str(misuse)],
         cwd=REPO,
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'has no attribute "execute_async_v4"' in result.stdout
+    assert 'incompatible type "str"; expected "int"' in result.stdout
 
 
 # ------------------------------------------------------ a real engine (TensorRT + CUDA only)

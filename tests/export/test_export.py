@@ -1,0 +1,65 @@
+import json
+
+import onnx
+import pytest
+
+from polyp_rt.engines.contract import ModelContract
+from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.engines.models import sha256_file
+from polyp_rt.export.onnx_export import export_onnx
+from polyp_rt.realtime.cli import main
+
+
+def test_onnx_carries_the_contract(tiny_onnx, tiny_run):
+    proto = onnx.load(str(tiny_onnx))
+    contract = ModelContract.from_metadata({p.key: p.value for p in proto.metadata_props}, "x")
+    assert (contract.input_name, contract.output_name, contract.size) == ("image", "logits", (64, 64))
+    assert contract.encoder == "mobilenet_v2" and contract.preset == "cpu"
+    assert contract.checkpoint_sha256 == sha256_file(tiny_run / "best.pt")
+    assert [i.name for i in proto.graph.input] == ["image"]
+    assert [o.name for o in proto.graph.output] == ["logits"]
+
+
+def test_export_then_eval_gives_the_checkpoints_dice(tiny_onnx, tiny_run, synthetic_data, capsys):
+    scores = {}
+    for model in (tiny_run / "best.pt", tiny_onnx):
+        split = ["--split-file", str(tiny_run / "split.json")]
+        assert main(["eval", "--data", str(synthetic_data), "--model", str(model), "--json", *split]) == 0
+        scores[model.suffix] = json.loads(capsys.readouterr().out)
+    assert scores[".onnx"]["dice"] == pytest.approx(scores[".pt"]["dice"], abs=1e-3)
+    assert scores[".onnx"]["backend"]["backend"] == "onnxruntime"
+
+
+def test_dynamic_batch_and_fp16_exports_verify(tiny_run, tmp_path):
+    report = export_onnx(tiny_run / "best.pt", tmp_path / "dyn.onnx", dynamic_batch=True)
+    assert report.max_abs_diff <= 1e-4 and report.dynamic_batch
+    dims = onnx.load(str(tmp_path / "dyn.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 64, 64]
+    half = export_onnx(tiny_run / "best.pt", tmp_path / "half.onnx", fp16=True)
+    assert half.precision == "fp16" and half.mask_dice >= 0.999
+    elem = onnx.load(str(tmp_path / "half.onnx")).graph.input[0].type.tensor_type.elem_type
+    assert elem == onnx.TensorProto.FLOAT16
+
+
+def test_build_without_tensorrt_is_one_line(tiny_onnx, tmp_path, capsys):
+    from polyp_rt.engines.errors import BackendUnavailable
+    from polyp_rt.engines.tensorrt_backend import require_tensorrt
+
+    try:
+        require_tensorrt()
+        pytest.skip("TensorRT is installed here; the GPU build is tested in tests/engines/test_tensorrt.py")
+    except BackendUnavailable:
+        pass
+    assert main(["build", "--onnx", str(tiny_onnx), "-o", str(tmp_path / "m.engine")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith("error: TensorRT is not installed")
+    assert not (tmp_path / "m.engine").exists()
+
+
+def test_simplify_without_a_simplifier_says_what_to_install(tiny_run, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("onnxslim") or importlib.util.find_spec("onnxsim"):
+        pytest.skip("a simplifier is installed")
+    with pytest.raises(PolypRtError, match=r"pip install 'polyp-rt\[simplify\]'"):
+        export_onnx(tiny_run / "best.pt", tmp_path / "s.onnx", simplify=True)

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from polyp_rt.engines.errors import ModelError
+from polyp_rt.engines.factory import open_engine
+from polyp_rt.engines.models import load_checkpoint
+from polyp_rt.realtime.cli import main
+from polyp_rt.train.evaluate import evaluate_engine, select_pairs
+
+
+def test_tiny_training_run_writes_every_run_file(tiny_run):
+    for name in ("best.pt", "last.pt", "split.json", "metrics.jsonl", "curves.png", "test_metrics.json"):
+        assert (tiny_run / name).is_file(), name
+    rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(r["train_loss"] > 0 and 0 <= r["val_dice"] <= 1 for r in rows)
+    split = json.loads((tiny_run / "split.json").read_text())
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 24
+    test = json.loads((tiny_run / "test_metrics.json").read_text())["test"]
+    assert test["images"] == len(split["test"])
+
+
+def test_checkpoint_reloads_and_evaluates_like_training_said(tiny_run, synthetic_data):
+    ckpt = load_checkpoint(tiny_run / "best.pt")
+    assert ckpt.config.preset == "cpu" and ckpt.contract.size == (64, 64)
+    pairs, which, _ = select_pairs(synthetic_data, "auto", tiny_run / "best.pt", None, False)
+    assert "test split" in which
+    with open_engine(tiny_run / "best.pt", device="cpu") as engine:
+        result = evaluate_engine(engine, pairs)
+    recorded = json.loads((tiny_run / "test_metrics.json").read_text())["test"]
+    assert result["dice"] == pytest.approx(recorded["dice"], abs=1e-6)
+
+
+def test_resume_continues_from_last_epoch(tiny_run, synthetic_data, tmp_path):
+    import shutil
+
+    run = tmp_path / "resumed"
+    shutil.copytree(tiny_run, run)
+    from polyp_rt.train.config import TrainConfig
+    from polyp_rt.train.trainer import train
+
+    train(TrainConfig(data=synthetic_data, epochs=3, batch_size=4, resume=run / "last.pt", workers=0))
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+
+
+def test_eval_cli_json_has_the_documented_keys(tiny_run, synthetic_data, capsys):
+    assert main(["eval", "--data", str(synthetic_data), "--model", str(tiny_run / "best.pt"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"dice", "iou", "precision", "recall", "accuracy", "images"} <= set(result)
+    assert result["images"] == len(json.loads((tiny_run / "split.json").read_text())["test"])
+
+
+def test_checkpoint_that_is_not_ours(tmp_path):
+    import torch
+
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(ModelError, match="not a polyp-rt checkpoint"):
+        load_checkpoint(path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this code ran",))
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    import torch
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "polyp-rt-checkpoint/1", "payload": Payload()}, path)
+    with pytest.raises(ModelError, match="refused to load"):
+        load_checkpoint(path)
