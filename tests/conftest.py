@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -98,3 +100,56 @@ def synthetic_clip(tmp_path_factory) -> Path:
     ]
     assert main(args) == 0
     return path
+
+
+class SlowEngine:
+    """Test-only wrapper: a real engine that takes `delay_s` longer per call, or fails after N calls."""
+
+    def __init__(self, engine, delay_s: float = 0.0, fail_after: int | None = None):
+        self.inner, self.delay_s, self.fail_after, self.calls = engine, delay_s, fail_after, 0
+        self.done = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def infer(self, batch):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("engine failed (injected)")
+        self.done.wait(self.delay_s)  # never set: a slow engine, not a wait for another thread
+        return self.inner.infer(batch)
+
+
+@pytest.fixture
+def slow_engine():
+    return SlowEngine
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Poll `condition` (e.g. files another process writes) until true or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        tick.wait(0.05)
+
+
+@pytest.fixture
+def wait():
+    return wait_until
+
+
+def count_decoded_frames(path: Path) -> tuple[int, float]:
+    """(frames PyAV decodes, the stream's average frame rate)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or 0)
+        return sum(1 for _ in container.decode(stream)), rate
+
+
+@pytest.fixture
+def decoded():
+    return count_decoded_frames

@@ -1,0 +1,193 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from polyp_rt.engines.factory import open_engine
+from polyp_rt.realtime.cli import main
+from polyp_rt.realtime.config import OverlayConfig
+from polyp_rt.realtime.overlay import Overlay
+from polyp_rt.realtime.pipeline import Pipeline, PipelineOptions
+from polyp_rt.realtime.sinks import MaskWriter, RecordingSink
+from polyp_rt.realtime.sources import SourceOptions, open_source
+from polyp_rt.realtime.stages import make_stage
+
+
+def pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("polyp-rt")]
+
+
+def build(source_spec, engine, sinks=(), max_frames=None, queue_size=2, on_frame=None):
+    source = open_source(source_spec, SourceOptions())
+    source.open()
+    pipeline = Pipeline(
+        source,
+        make_stage(engine),
+        Overlay(OverlayConfig()),
+        list(sinks),
+        options=PipelineOptions(queue_size=queue_size, max_frames=max_frames, reconnects=0),
+        on_frame=on_frame,
+    )
+    return pipeline, source
+
+
+def test_clip_run_records_masks_and_stats(tiny_onnx, synthetic_clip, tmp_path, decoded):
+    out, masks, stats = tmp_path / "out.mp4", tmp_path / "masks", tmp_path / "stats.json"
+    truth = synthetic_clip.with_name("clip_masks")
+    args = ["--source", str(synthetic_clip), "--model", str(tiny_onnx), "--headless", "--record", str(out)]
+    args += ["--masks-out", str(masks), "--stats-json", str(stats), "--truth", str(truth)]
+    assert main(args) == 0
+
+    assert decoded(out) == decoded(synthetic_clip) == (36, 24.0)
+    assert sorted(p.name for p in masks.iterdir()) == [f"{i:06d}.png" for i in range(36)]
+    report = json.loads(stats.read_text())
+    assert report["frames_in"] == report["frames_processed"] == 36
+    assert report["dropped_total"] == 0 and report["reason"] == "end of stream"
+    for stage in ("queue", "preprocess", "infer", "postprocess", "overlay"):
+        assert set(report["stages_ms"][stage]) == {"count", "mean", "p50", "p90", "p99", "max"}
+        assert report["stages_ms"][stage]["count"] == 36
+    assert report["e2e_ms"]["p50"] <= report["e2e_ms"]["p99"] <= report["e2e_ms"]["max"]
+    assert report["fps"] > 0 and report["truth"]["images"] == 36
+    assert 0.0 <= report["truth"]["dice"] <= 1.0
+    assert report["config"]["source"] == str(synthetic_clip) and "onnxruntime" in report["versions"]
+    assert report["recording"]["frames"] == 36
+    assert stats.with_suffix(".png").stat().st_size > 0
+    assert pipeline_threads() == []
+
+
+def test_live_source_drops_oldest_under_a_slow_engine(tiny_onnx, slow_engine):
+    with open_engine(tiny_onnx, device="cpu") as engine:
+        pipeline, source = build("synthetic:96x80@200", slow_engine(engine, delay_s=0.03), max_frames=80)
+        outcome = pipeline.run()
+        source.close()
+    summary = outcome.stats.summary()
+    assert outcome.reason == "max frames" and outcome.exit_code == 0
+    assert summary["frames_in"] == 80
+    assert summary["dropped"]["capture queue"] > 0
+    assert summary["frames_processed"] + summary["dropped_total"] == 80
+    assert pipeline.captured.high_water <= 2 and pipeline.inferred.high_water <= 2
+    assert pipeline_threads() == []
+
+
+def test_file_source_blocks_and_loses_nothing(tiny_onnx, synthetic_clip, slow_engine):
+    with open_engine(tiny_onnx, device="cpu") as engine:
+        pipeline, source = build(str(synthetic_clip), slow_engine(engine, delay_s=0.01), queue_size=1)
+        outcome = pipeline.run()
+        source.close()
+    summary = outcome.stats.summary()
+    assert outcome.reason == "end of stream"
+    assert summary["frames_in"] == summary["frames_processed"] == 36
+    assert summary["dropped_total"] == 0
+    assert pipeline.captured.high_water == 1
+
+
+def test_quit_stops_every_thread(tiny_onnx):
+    with open_engine(tiny_onnx, device="cpu") as engine:
+        pipeline = None
+
+        def quit_after_ten(stats, status):
+            if stats.frames_out == 10:
+                pipeline.request_stop("quit")
+
+        pipeline, source = build("synthetic:96x80@100", engine, on_frame=quit_after_ten)
+        outcome = pipeline.run()
+        source.close()
+    assert outcome.reason == "quit" and outcome.exit_code == 0
+    assert outcome.stats.frames_out == 10
+    assert pipeline_threads() == []
+
+
+def test_engine_error_mid_stream_stops_all_and_keeps_the_recording(tiny_onnx, slow_engine, tmp_path, decoded):
+    out = tmp_path / "rec.mp4"
+    with open_engine(tiny_onnx, device="cpu") as engine:
+        recording = RecordingSink(out, 96, 80, 30)
+        pipeline, source = build("synthetic:96x80@60", slow_engine(engine, fail_after=12), [recording])
+        outcome = pipeline.run()
+        recording.close()
+        source.close()
+    assert isinstance(outcome.error, RuntimeError) and "injected" in str(outcome.error)
+    assert outcome.reason == "error" and outcome.exit_code == 1
+    assert pipeline_threads() == []
+    assert decoded(out)[0] == recording.recorder.frames_written == 12
+
+
+def test_recorder_failure_stops_the_pipeline(tiny_onnx, tmp_path):
+    blocked = tmp_path / "readonly"
+    blocked.mkdir()
+    blocked.chmod(0o500)
+    if os.access(blocked, os.W_OK):
+        pytest.skip("running as a user who can write anywhere (root)")
+    with open_engine(tiny_onnx, device="cpu") as engine:
+        pipeline, source = build("synthetic:96x80@60", engine, [MaskWriter(blocked / "masks")])
+        outcome = pipeline.run()
+        source.close()
+    assert outcome.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("/nonexistent/clip.mp4", "no such file or folder"),
+        ("99", "camera 99: cannot open it"),
+        ("synthetic:abc", "write synthetic sources as"),
+    ],
+)
+def test_bad_sources_are_one_line_errors(tiny_onnx, source, message, capsys):
+    assert main(["--source", source, "--model", str(tiny_onnx), "--headless"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and message in err[0]
+
+
+def test_corrupt_file_is_a_one_line_error(tiny_onnx, tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(os.urandom(20000))
+    assert main(["--source", str(bad), "--model", str(tiny_onnx), "--headless"]) == 2
+    assert "not a video FFmpeg can read" in capsys.readouterr().err
+
+
+def test_no_source_suggests_what_to_pass(tiny_onnx, capsys):
+    assert main(["--model", str(tiny_onnx)]) == 2
+    assert "no --source given" in capsys.readouterr().err
+
+
+def run_in_subprocess(tiny_onnx: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, Path, Path]:
+    out, masks, stats = tmp_path / "live.mp4", tmp_path / "masks", tmp_path / "stats.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "polyp_rt.realtime.cli",
+        "--source",
+        "synthetic:160x128@30",
+        "--model",
+        str(tiny_onnx),
+    ]
+    cmd += ["--headless", "--record", str(out), "--masks-out", str(masks), "--stats-json", str(stats)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out, masks, stats
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signals_finalise_recording_and_stats(tiny_onnx, tmp_path, signum, code, wait, decoded):
+    proc, out, masks, stats = run_in_subprocess(tiny_onnx, tmp_path)
+    wait(lambda: masks.is_dir() and len(list(masks.iterdir())) >= 20, 60, "20 frames recorded")
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    report = json.loads(stats.read_text())
+    assert report["reason"] == {130: "interrupted", 143: "terminated"}[code]
+    frames, rate = decoded(out)
+    assert frames == report["recording"]["frames"] >= 20 and rate == 30.0
+
+
+def test_sigkill_keeps_the_recording_playable(tiny_onnx, tmp_path, wait, decoded):
+    proc, out, masks, _ = run_in_subprocess(tiny_onnx, tmp_path)
+    wait(lambda: masks.is_dir() and len(list(masks.iterdir())) >= 45, 60, "45 frames recorded")
+    proc.kill()
+    proc.communicate(timeout=30)
+    handed_to_recorder = len(list(masks.iterdir()))  # masks are written right after each recorded frame
+    frames, _ = decoded(out)
+    assert frames >= 0.9 * handed_to_recorder
