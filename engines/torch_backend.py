@@ -41,7 +41,7 @@ class TorchEngine(Engine):
         if (fp16 or cuda_graph) and not cuda:
             raise BackendUnavailable("--fp16 and --cuda-graph need a CUDA device for the torch backend")
         self.precision = "fp16" if fp16 else "fp32"
-        self.provider = f"torch {torch.__version__} {'CUDA graph' if cuda_graph else 'eager'}"
+        self.provider = "torch CUDA graph" if cuda_graph else "torch eager"
         self._dtype = torch.float16 if fp16 else torch.float32
         model = model.eval().to(self._torch_device, dtype=self._dtype)
         if cuda:

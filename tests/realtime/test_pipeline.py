@@ -180,7 +180,8 @@ def test_signals_finalise_recording_and_stats(tiny_onnx, tmp_path, signum, code,
     report = json.loads(stats.read_text())
     assert report["reason"] == {130: "interrupted", 143: "terminated"}[code]
     frames, rate = decoded(out)
-    assert frames == report["recording"]["frames"] >= 20 and rate == 30.0
+    assert frames == report["recording"]["frames"] >= 20
+    assert 0 < rate <= 30.0  # source timestamps are kept: frames dropped live leave gaps
 
 
 def test_sigkill_keeps_the_recording_playable(tiny_onnx, tmp_path, wait, decoded):
