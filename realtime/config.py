@@ -66,7 +66,7 @@ class RunConfig:
     height: int | None = option(None, "camera: requested height")
     fps: float | None = option(None, "camera: requested frame rate; synthetic: frame rate")
     fourcc: str | None = option(None, "camera: requested pixel format, e.g. MJPG or YUYV")
-    queue_size: int = option(2, "frames waiting between threads (live sources drop the oldest)")
+    queue_size: int = option(1, "frames waiting between threads (live sources drop the oldest; 1 = lowest latency)")
     stall_timeout: float = option(2.0, "live source: seconds without a frame before reconnecting")
     reconnects: int = option(3, "live source: reconnect attempts before giving up")
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

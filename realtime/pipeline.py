@@ -35,7 +35,7 @@ JOIN_TIMEOUT_S = 10.0
 
 @dataclass
 class PipelineOptions:
-    queue_size: int = 2
+    queue_size: int = 1
     max_frames: int | None = None
     reconnects: int = 3
     backoff_s: float = 0.5  # doubles on each attempt

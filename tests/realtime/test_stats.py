@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from polyp_rt.realtime.frame import Frame
+from polyp_rt.realtime.overlay import PresenceIndicator
+from polyp_rt.realtime.queues import EndOfStream, FrameQueue, Stopped
+from polyp_rt.realtime.stats import LatencyStats, summarise
+
+
+def test_percentiles_on_known_samples():
+    s = summarise([float(v) for v in range(1, 101)])
+    assert s["count"] == 100
+    assert s["mean"] == pytest.approx(50.5)
+    assert s["p50"] == pytest.approx(50.5)
+    assert s["p90"] == pytest.approx(90.1)
+    assert s["p99"] == pytest.approx(99.01)
+    assert s["max"] == 100.0
+    one = summarise([7.0])
+    assert one["p50"] == one["p99"] == one["max"] == 7.0
+    assert summarise([])["count"] == 0
+
+
+def test_stage_durations_from_frame_stamps():
+    stats = LatencyStats()
+    ms = 1_000_000
+    for i in range(4):
+        frame = Frame(i, i / 30, 0, np.zeros((2, 2, 3), np.uint8))
+        frame.stamps = {"dequeued": 2 * ms, "preprocessed": 3 * ms, "inferred": (13 + i) * ms}
+        frame.stamps |= {"postprocessed": (14 + i) * ms, "overlaid": (20 + i) * ms}
+        stats.add(frame)
+    s = stats.summary()
+    assert s["frames_processed"] == 4
+    assert s["stages_ms"]["queue"]["mean"] == pytest.approx(2.0)
+    assert s["stages_ms"]["preprocess"]["max"] == pytest.approx(1.0)
+    assert s["stages_ms"]["infer"]["mean"] == pytest.approx(11.5)
+    assert s["stages_ms"]["overlay"]["p50"] == pytest.approx(6.0)
+    assert s["e2e_ms"]["max"] == pytest.approx(23.0)
+    assert s["e2e_ms"]["p50"] == pytest.approx(21.5)
+    json.dumps(s)  # the summary is what --stats-json writes
+
+
+def test_queue_blocks_or_drops_and_never_exceeds_its_size():
+    import threading
+
+    stop = threading.Event()
+    live = FrameQueue(2, drop_oldest=True, stop=stop)
+    for i in range(5):
+        live.put(i)
+    assert (live.dropped, len(live), live.high_water) == (3, 2, 2)
+    assert [live.get(), live.get()] == [3, 4]
+    live.close()
+    with pytest.raises(EndOfStream):
+        live.get()
+
+    blocking = FrameQueue(1, drop_oldest=False, stop=stop)
+    blocking.put("a")
+    stop.set()
+    with pytest.raises(Stopped):
+        blocking.put("b")  # full, and the pipeline is stopping: the producer returns
+
+
+def test_presence_indicator_has_hysteresis():
+    ind = PresenceIndicator(on=3, window=5, off=4)
+    seen = [ind.update(p) for p in [1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0]]
+    # on once 3 of the last 5 are positive; a lone positive while on restarts the count of clear frames
+    assert seen == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
