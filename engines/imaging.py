@@ -16,7 +16,7 @@ def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 
     if rgb.shape[:2] == (height, width):
         return rgb
-    shrinking = rgb.shape[0] > height or rgb.shape[1] > width
+    shrinking = rgb.shape[0] >= height and rgb.shape[1] >= width  # pixel-area averaging
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(rgb, (width, height), interpolation=interpolation)
 

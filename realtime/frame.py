@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,8 @@ class Frame:
     mask: np.ndarray | None = None  # uint8 HxW {0,1}
     blended: np.ndarray | None = None  # RGB with the mask tint already applied (GPU path)
     overlay: np.ndarray | None = None  # what is shown and recorded
+    gpu_ms: dict[str, float] = field(default_factory=dict)  # GPU path: CUDA-event time per step
+    upload: Any = None  # GPU path: the frame's device copy, started by the capture thread
 
     def stamp(self, stage: str) -> None:
         self.stamps[stage] = now_ns()

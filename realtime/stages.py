@@ -27,6 +27,9 @@ class InferenceStage(ABC):
     def __call__(self, frame: Frame) -> Frame:
         """Set frame.mask (and frame.blended on the GPU path); stamp preprocessed/inferred/postprocessed."""
 
+    def prepare(self, frame: Frame) -> None:  # noqa: B027 (only the GPU path works ahead)
+        """Called by the capture thread as soon as a frame exists (the GPU path starts its upload)."""
+
     def close(self) -> None:  # noqa: B027 (most stages hold nothing to free)
         """Free what the stage holds (GPU buffers)."""
 
@@ -53,5 +56,18 @@ class CpuStage(InferenceStage):
         return frame
 
 
-def make_stage(engine: Engine, threshold: float | None = None, smoothing: float = 0.0) -> InferenceStage:
+def make_stage(
+    engine: Engine,
+    threshold: float | None = None,
+    smoothing: float = 0.0,
+    *,
+    color: tuple[int, int, int] = (0, 255, 0),
+    alpha: float = 0.4,
+    in_flight: int = 6,
+) -> InferenceStage:
+    """The GPU frame path for CUDA engines that take device tensors, the CPU path otherwise."""
+    if engine.is_cuda and hasattr(engine, "infer_device"):
+        from polyp_rt.realtime.gpu_stage import TorchStage
+
+        return TorchStage(engine, threshold, smoothing, color, alpha, in_flight)
     return CpuStage(engine, threshold, smoothing)

@@ -22,6 +22,7 @@ STAGES = (
     ("overlay", "postprocessed", "overlaid"),  # output queue wait + drawing
 )
 E2E = ("e2e", "captured", "overlaid")
+GPU_STEPS = ("preprocess", "infer", "postprocess")  # CUDA-event times on the GPU frame path
 PERCENTILES = (50, 90, 99)
 
 
@@ -71,6 +72,8 @@ class LatencyStats:
             for name, start, end in (*STAGES, E2E):
                 if start in stamps and end in stamps:
                     self.samples[name].append((stamps[end] - stamps[start]) / 1e6)
+            for step, ms in frame.gpu_ms.items():
+                self.gpu_samples[step].append(ms)
 
     def recent_e2e(self, n: int = 300) -> list[float]:
         with self._lock:
@@ -98,6 +101,7 @@ class LatencyStats:
                 "fps": self.frames_out / seconds if seconds > 0 else 0.0,
                 "stages_ms": stages,
                 "e2e_ms": e2e,
+                "gpu_ms": {step: summarise(v) for step, v in self.gpu_samples.items() if v},
                 "events": list(self.events),
             }
 

@@ -1,0 +1,230 @@
+"""The inference stage in torch ops on the engine's device: the GPU frame path.
+
+For a CUDA engine the frame crosses the bus twice: one H2D of the uint8 frame
+(from pinned memory, started by the capture thread on an upload stream so it
+overlaps the previous frame's compute) and one D2H of the tinted frame and its
+mask. Resize, normalisation, the model, upsampling, thresholding, temporal
+smoothing and the tint all run on the GPU. CUDA events time each step.
+
+The same code runs on CPU tensors, which is how it is tested without a GPU.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from polyp_rt.engines.base import Engine
+from polyp_rt.engines.imaging import logit
+from polyp_rt.realtime.frame import Frame
+from polyp_rt.realtime.stages import InferenceStage
+
+GPU_STEPS = ("preprocess", "infer", "postprocess")
+
+
+@dataclass
+class Upload:
+    """A frame already on its way to the device: its slot and the event that marks arrival."""
+
+    slot: int
+    ready: Any  # torch.cuda.Event
+
+
+class SlotPool:
+    """Pinned host + device frame buffers, each owned by one frame at a time."""
+
+    def __init__(self, count: int, shape: tuple[int, ...], device: torch.device) -> None:
+        self.host = [torch.empty(shape, dtype=torch.uint8).pin_memory() for _ in range(count)]
+        self.device = [torch.empty(shape, dtype=torch.uint8, device=device) for _ in range(count)]
+        self._free = list(range(count))
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            return self._free.pop() if self._free else None
+
+    def give_back(self, slot: int) -> None:
+        with self._lock:
+            self._free.append(slot)
+
+
+class TorchStage(InferenceStage):
+    def __init__(
+        self,
+        engine: Engine,
+        threshold: float | None = None,
+        smoothing: float = 0.0,
+        color: tuple[int, int, int] = (0, 255, 0),
+        alpha: float = 0.4,
+        in_flight: int = 6,
+    ) -> None:
+        super().__init__(engine, threshold, smoothing)
+        infer_device = getattr(engine, "infer_device", None)
+        if infer_device is None:
+            raise TypeError(f"{engine.name} engines take numpy batches only; use CpuStage")
+        self._infer_device = infer_device
+        self.device = torch.device(engine.device)
+        self.cuda = self.device.type == "cuda"
+        self.stream = getattr(engine, "stream", None) if self.cuda else None
+        if self.cuda and self.stream is None:
+            self.stream = torch.cuda.Stream(self.device)
+        self.upload_stream = torch.cuda.Stream(self.device) if self.cuda else None
+        c = engine.contract
+        self.size = (c.height, c.width)
+        self.mean = torch.tensor(c.mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(c.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        self.cutoff = float(logit(self.threshold))
+        self.color = torch.tensor(color, dtype=torch.float32, device=self.device)
+        self.alpha = alpha
+        self.in_flight = in_flight
+        self._pool: SlotPool | None = None
+        self._outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._next_output = 0
+        self._previous: torch.Tensor | None = None
+        self._area: tuple[tuple[int, int], torch.Tensor, torch.Tensor] | None = None
+
+    # -------------------------------------------------------- capture thread
+
+    def prepare(self, frame: Frame) -> None:
+        """Start the frame's H2D now (capture thread), so it overlaps the frame being computed."""
+        if not self.cuda:
+            return
+        pool = self._pool_for(frame.rgb.shape)
+        slot = pool.take()
+        if slot is None:
+            return  # every slot in use: __call__ uploads this frame itself
+        assert self.upload_stream is not None
+        np.copyto(pool.host[slot].numpy(), frame.rgb)
+        ready = torch.cuda.Event()
+        with torch.cuda.stream(self.upload_stream):
+            pool.device[slot].copy_(pool.host[slot], non_blocking=True)
+            ready.record()
+        frame.upload = Upload(slot, ready)
+        weakref.finalize(frame, pool.give_back, slot)  # a dropped frame frees its slot too
+
+    # -------------------------------------------------------- inference thread
+
+    def __call__(self, frame: Frame) -> Frame:
+        h, w = frame.rgb.shape[:2]
+        events = [self._event() for _ in range(4)] if self.cuda else []
+        context = torch.cuda.stream(self.stream) if self.cuda else nullcontext()
+        with torch.inference_mode(), context:
+            self._record(events, 0)
+            rgb = self._on_device(frame)
+            x = self.preprocess(rgb)
+            frame.stamp("preprocessed")
+            self._record(events, 1)
+            logits = self._infer_device(x)
+            frame.stamp("inferred")
+            self._record(events, 2)
+            mask, blended = self.postprocess(logits, rgb)
+            host_mask, host_blend = self._output_buffers(h, w)
+            host_mask.copy_(mask, non_blocking=self.cuda)
+            host_blend.copy_(blended, non_blocking=self.cuda)
+            self._record(events, 3)
+        if self.cuda:
+            events[3].synchronize()
+            frame.gpu_ms = {step: events[i].elapsed_time(events[i + 1]) for i, step in enumerate(GPU_STEPS)}
+        frame.mask, frame.blended = host_mask.numpy(), host_blend.numpy()
+        frame.stamp("postprocessed")
+        return frame
+
+    def preprocess(self, rgb: torch.Tensor) -> torch.Tensor:
+        """uint8 HxWx3 on the device -> normalised float [1,3,h,w] at model size.
+
+        Shrinking uses pixel-area weights as two matrix products, which is OpenCV's
+        INTER_AREA (what training and the CPU path use), rounded to whole levels as
+        a uint8 resize would; enlarging is bilinear, as OpenCV's INTER_LINEAR.
+        """
+        x = rgb.permute(2, 0, 1).float()
+        (frame_h, frame_w), (h, w) = x.shape[-2:], self.size
+        if (frame_h, frame_w) != (h, w):
+            if frame_h >= h and frame_w >= w:
+                rows, cols = self._area_weights(frame_h, frame_w)
+                x = torch.round(rows @ x @ cols)
+            else:
+                x = F.interpolate(x[None], size=self.size, mode="bilinear", align_corners=False)[0].round()
+        return ((x - self.mean[0]) / self.std[0]).unsqueeze(0)
+
+    def _area_weights(self, frame_h: int, frame_w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._area is None or self._area[0] != (frame_h, frame_w):
+            h, w = self.size
+            rows = torch.from_numpy(area_matrix(frame_h, h)).to(self.device)
+            cols = torch.from_numpy(area_matrix(frame_w, w)).to(self.device).T.contiguous()
+            self._area = ((frame_h, frame_w), rows, cols)
+        return self._area[1], self._area[2]
+
+    def postprocess(self, logits: torch.Tensor, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits at model size -> (uint8 {0,1} mask HxW, tinted uint8 frame HxWx3) at frame size."""
+        logits = logits.float()
+        if self.smoothing > 0:
+            prob = torch.sigmoid(logits)
+            if self._previous is not None:
+                prob = self.smoothing * self._previous + (1 - self.smoothing) * prob
+            self._previous = prob
+            logits = torch.logit(prob.clamp(1e-6, 1 - 1e-6))
+        h, w = rgb.shape[:2]
+        if logits.shape[-2:] != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        mask = logits[0, 0] >= self.cutoff
+        tinted = (rgb.float() * (1 - self.alpha) + self.color * self.alpha).round_().to(torch.uint8)
+        blended = torch.where(mask.unsqueeze(-1), tinted, rgb)
+        return mask.to(torch.uint8), blended
+
+    # -------------------------------------------------------- buffers
+
+    def _on_device(self, frame: Frame) -> torch.Tensor:
+        upload: Upload | None = getattr(frame, "upload", None)
+        if upload is not None and self._pool is not None:
+            torch.cuda.current_stream(self.device).wait_event(upload.ready)
+            return self._pool.device[upload.slot]
+        host = torch.from_numpy(frame.rgb)
+        return host.pin_memory().to(self.device, non_blocking=True) if self.cuda else host
+
+    def _pool_for(self, shape: tuple[int, ...]) -> SlotPool:
+        if self._pool is None or tuple(self._pool.host[0].shape) != shape:
+            self._pool = SlotPool(self.in_flight, shape, self.device)
+        return self._pool
+
+    def _output_buffers(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A ring of host buffers: a frame's mask and tint stay valid while `in_flight` newer frames pass."""
+        if not self._outputs or tuple(self._outputs[0][0].shape) != (h, w):
+            pin = self.cuda
+            self._outputs = [(_empty((h, w), pin), _empty((h, w, 3), pin)) for _ in range(self.in_flight)]
+        out = self._outputs[self._next_output]
+        self._next_output = (self._next_output + 1) % len(self._outputs)
+        return out
+
+    def _event(self) -> Any:
+        return torch.cuda.Event(enable_timing=True)
+
+    @staticmethod
+    def _record(events: list[Any], i: int) -> None:
+        if events:
+            events[i].record()
+
+    def close(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        self._pool, self._outputs, self._previous, self._area = None, [], None, None
+
+
+def area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Weights [n_out, n_in] that average the input pixels each output pixel covers."""
+    scale = n_in / n_out
+    start = np.arange(n_out)[:, None] * scale
+    j = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(start + scale, j + 1) - np.maximum(start, j), 0, None)
+    return (overlap / scale).astype(np.float32)
+
+
+def _empty(shape: tuple[int, ...], pinned: bool) -> torch.Tensor:
+    tensor = torch.empty(shape, dtype=torch.uint8)
+    return tensor.pin_memory() if pinned else tensor
