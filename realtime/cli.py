@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -81,122 +82,55 @@ def config_from(config_cls: type, args: argparse.Namespace) -> Any:
 
 # ---------------------------------------------------------------- commands
 
-Command = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[str, Callable[[], type | None], Callable[[], Command]]] = {}
+# name: (summary, config dataclass, handler taking that config), as "module:attribute",
+# imported only when the command runs (the config modules are light; handlers are not).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "run the live overlay on a video, camera, stream or image folder",
+        "polyp_rt.realtime.config:RunConfig",
+        "polyp_rt.realtime.run:run_command",
+    ),
+    "train": (
+        "train a UNet++ on a polyp data set",
+        "polyp_rt.train.config:TrainConfig",
+        "polyp_rt.realtime.commands:train_command",
+    ),
+    "eval": (
+        "score a model (or a folder of predicted masks) against ground truth",
+        "polyp_rt.train.config:EvalConfig",
+        "polyp_rt.realtime.commands:eval_command",
+    ),
+    "synth": (
+        "make a synthetic data set or a synthetic (or panned real-image) video clip",
+        "polyp_rt.train.config:SynthConfig",
+        "polyp_rt.realtime.commands:synth_command",
+    ),
+    "export": (
+        "export a checkpoint to ONNX, verified against torch",
+        "polyp_rt.export.config:ExportConfig",
+        "polyp_rt.realtime.commands:export_command",
+    ),
+    "build": (
+        "build a TensorRT engine from an ONNX model (needs TensorRT and a GPU)",
+        "polyp_rt.export.config:BuildConfig",
+        "polyp_rt.realtime.commands:build_command",
+    ),
+    "bench": (
+        "latency benchmark per backend (model only) or per pipeline stage",
+        "polyp_rt.realtime.config:BenchConfig",
+        "polyp_rt.realtime.bench:bench_command",
+    ),
+    "info": (
+        "versions, devices, backends; a model file's contract",
+        "polyp_rt.realtime.config:InfoConfig",
+        "polyp_rt.realtime.info:info_command",
+    ),
+}
 
 
-def command(name: str, summary: str, config: Callable[[], type | None]) -> Callable[[Command], Command]:
-    """Register a subcommand: its one-line summary, its config dataclass (lazy) and handler."""
-
-    def register(handler: Command) -> Command:
-        COMMANDS[name] = (summary, config, lambda: handler)
-        return handler
-
-    return register
-
-
-def _run_config() -> type:
-    from polyp_rt.realtime.config import RunConfig
-
-    return RunConfig
-
-
-def _train_config() -> type:
-    from polyp_rt.train.config import TrainConfig
-
-    return TrainConfig
-
-
-def _eval_config() -> type:
-    from polyp_rt.train.config import EvalConfig
-
-    return EvalConfig
-
-
-def _synth_config() -> type:
-    from polyp_rt.train.config import SynthConfig
-
-    return SynthConfig
-
-
-def _export_config() -> type:
-    from polyp_rt.export.config import ExportConfig
-
-    return ExportConfig
-
-
-def _build_config() -> type:
-    from polyp_rt.export.config import BuildConfig
-
-    return BuildConfig
-
-
-def _bench_config() -> type:
-    from polyp_rt.realtime.config import BenchConfig
-
-    return BenchConfig
-
-
-def _info_config() -> type:
-    from polyp_rt.realtime.config import InfoConfig
-
-    return InfoConfig
-
-
-@command("run", "run the live overlay on a video, camera, stream or image folder", _run_config)
-def _run(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.run import run_command
-
-    return run_command(config_from(_run_config(), args))
-
-
-@command("train", "train a UNet++ on a polyp data set", _train_config)
-def _train(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.commands import train_command
-
-    return train_command(config_from(_train_config(), args))
-
-
-@command("eval", "score a model (or a folder of predicted masks) against ground truth", _eval_config)
-def _eval(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.commands import eval_command
-
-    return eval_command(config_from(_eval_config(), args))
-
-
-@command("synth", "make a synthetic data set or a synthetic (or panned real-image) video clip", _synth_config)
-def _synth(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.commands import synth_command
-
-    return synth_command(config_from(_synth_config(), args))
-
-
-@command("export", "export a checkpoint to ONNX, verified against torch", _export_config)
-def _export(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.commands import export_command
-
-    return export_command(config_from(_export_config(), args))
-
-
-@command("build", "build a TensorRT engine from an ONNX model (needs TensorRT and a GPU)", _build_config)
-def _build(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.commands import build_command
-
-    return build_command(config_from(_build_config(), args))
-
-
-@command("bench", "latency benchmark per backend (model only) or per pipeline stage", _bench_config)
-def _bench(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.bench import bench_command
-
-    return bench_command(config_from(_bench_config(), args))
-
-
-@command("info", "versions, devices, backends; a model file's contract", _info_config)
-def _info(args: argparse.Namespace) -> int:
-    from polyp_rt.realtime.info import info_command
-
-    return info_command(config_from(_info_config(), args))
+def load(target: str) -> Any:
+    module, attribute = target.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 # ---------------------------------------------------------------- entry point
@@ -218,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name, parents=[common], help=summary, description=summary[0].upper() + summary[1:] + "."
         )
-        config_cls = config()
-        if config_cls is not None:
-            add_options(p, config_cls)
+        add_options(p, load(config))
     return parser
 
 
@@ -239,9 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "run")  # `polyp-rt --source X` is `polyp-rt run --source X`
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    handler = COMMANDS[args.command][2]()
+    _summary, config, handler = COMMANDS[args.command]
     try:
-        return handler(args)
+        return int(load(handler)(config_from(load(config), args)))
     except PolypRtError as exc:
         if args.debug:
             log.exception("details")

@@ -16,6 +16,15 @@ log = logging.getLogger(__name__)
 console = Console()
 
 
+def facts_table(title: str, rows: dict[str, object]) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    return table
+
+
 def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
     table = Table(title=title)
     table.add_column("")
@@ -32,16 +41,15 @@ def train_command(config: Any) -> int:
 
     summary = train(config)
     test = summary["test"]
-    table = Table(title=f"training finished: {summary['run']}")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("epochs", str(summary["epochs"]))
-    table.add_row("minutes", f"{summary['minutes']:.1f}")
-    table.add_row("best validation Dice (model size)", f"{summary['best_val_dice']:.4f}")
+    rows: dict[str, object] = {
+        "epochs": summary["epochs"],
+        "minutes": f"{summary['minutes']:.1f}",
+        "best validation Dice (model size)": f"{summary['best_val_dice']:.4f}",
+    }
     if test.get("images"):
         for key in ("dice", "iou", "precision", "recall"):
-            table.add_row(f"test {key} (full size, {test['images']} images)", f"{test[key]:.4f}")
-    console.print(table)
+            rows[f"test {key} (full size, {test['images']} images)"] = f"{test[key]:.4f}"
+    console.print(facts_table(f"training finished: {summary['run']}", rows))
     run = Path(summary["run"])
     console.print(
         f"wrote {run / 'best.pt'}, last.pt, split.json, metrics.jsonl, curves.png, test_metrics.json"
@@ -138,17 +146,16 @@ def export_command(config: Any) -> int:
             dynamic_batch=config.dynamic_batch,
             simplify=config.simplify,
         )
-    table = Table(title=f"exported {report.path}")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("size", f"{report.bytes / 1e6:.1f} MB")
-    table.add_row("opset", str(report.opset))
-    table.add_row("precision", report.precision)
-    table.add_row("batch", "dynamic" if report.dynamic_batch else "1")
-    table.add_row("max |ONNX Runtime - torch| logits", f"{report.max_abs_diff:.2e}")
-    table.add_row("mask Dice vs torch FP32", f"{report.mask_dice:.5f}")
-    table.add_row("seconds", f"{report.seconds:.1f}")
-    console.print(table)
+    rows = {
+        "size": f"{report.bytes / 1e6:.1f} MB",
+        "opset": report.opset,
+        "precision": report.precision,
+        "batch": "dynamic" if report.dynamic_batch else "1",
+        "max |ONNX Runtime - torch| logits": f"{report.max_abs_diff:.2e}",
+        "mask Dice vs torch FP32": f"{report.mask_dice:.5f}",
+        "seconds": f"{report.seconds:.1f}",
+    }
+    console.print(facts_table(f"exported {report.path}", rows))
     return 0
 
 
@@ -174,11 +181,7 @@ def build_command(config: Any) -> int:
             max_batch=config.max_batch,
             progress=progress,
         )
-    table = Table(title=f"built {config.output}")
-    table.add_column("")
-    table.add_column("value")
-    for key in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape", "profile"):
-        table.add_row(key, str(sidecar.get(key)))
-    console.print(table)
+    keys = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape", "profile")
+    console.print(facts_table(f"built {config.output}", {key: sidecar.get(key) for key in keys}))
     console.print(f"wrote {config.output} and {config.output}.json")
     return 0

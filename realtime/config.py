@@ -5,20 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from polyp_rt.engines.factory import BACKENDS
 from polyp_rt.engines.options import option
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_MODEL = SAMPLES / "polyp_cpu.onnx"
 DEMO_CLIP = SAMPLES / "demo.mp4"
-BACKEND_CHOICES = (
-    "auto",
-    "torch",
-    "onnxruntime",
-    "onnxruntime-cpu",
-    "onnxruntime-cuda",
-    "onnxruntime-tensorrt",
-    "tensorrt",
-)
+BACKEND_CHOICES = BACKENDS
 
 
 @dataclass
@@ -66,7 +59,9 @@ class RunConfig:
     height: int | None = option(None, "camera: requested height")
     fps: float | None = option(None, "camera: requested frame rate; synthetic: frame rate")
     fourcc: str | None = option(None, "camera: requested pixel format, e.g. MJPG or YUYV")
-    queue_size: int = option(1, "frames waiting between threads (live sources drop the oldest; 1 = lowest latency)")
+    queue_size: int = option(
+        1, "frames waiting between threads (live sources drop the oldest; 1 = lowest latency)"
+    )
     stall_timeout: float = option(2.0, "live source: seconds without a frame before reconnecting")
     reconnects: int = option(3, "live source: reconnect attempts before giving up")
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
