@@ -111,7 +111,7 @@ def synth_command(config: Any) -> int:
 
     if config.from_images:
         clip: Any = synthetic.PanZoomClip(
-            config.from_images, config.width, config.height, config.seed, config.fps
+            config.from_images, config.width, config.height, config.seed, config.fps, config.seconds_per_image
         )
         frames = len(clip)
     else:

@@ -72,4 +72,5 @@ class SynthConfig:
     from_images: Path | None = option(
         None, "build the clip by panning over real image/mask pairs (Kvasir layout)", metavar="DIR"
     )
+    seconds_per_image: float = option(2.0, "--from-images: seconds of pan and zoom over each image")
     seed: int = option(0, "random seed (same seed, same output)")

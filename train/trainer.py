@@ -87,6 +87,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         )
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     run.mkdir(parents=True, exist_ok=True)
+    if not resumed:
+        (run / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run in a reused folder
 
     splits = load_data(config)
     (run / "split.json").write_text(json.dumps(splits.to_json(), indent=1))
