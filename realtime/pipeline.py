@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 EXIT_CODES = {"end of stream": 0, "quit": 0, "max frames": 0, "interrupted": 130, "terminated": 143}
 JOIN_TIMEOUT_S = 10.0
+IDLE_S = 0.25  # no frame for this long: keep the window responsive and show the status
 
 
 @dataclass
@@ -72,7 +73,9 @@ class Pipeline:
         self.on_frame = on_frame  # live status line
         self.stop = threading.Event()
         self.stats = LatencyStats()
-        self.status = ""
+        self.status = ""  # e.g. "reconnecting 1/3": on the HUD and the status line
+        self._shown_status = ""
+        self._last: Frame | None = None  # redrawn with the status while no frame comes
         self._reason: str | None = None
         self._max_reached = False
         self._error: BaseException | None = None
@@ -130,14 +133,9 @@ class Pipeline:
             try:
                 frame = self.source.read()
             except SourceError as exc:
-                attempts += 1
-                if not self.source.live or attempts > self.options.reconnects:
-                    if self.source.live:
-                        raise SourceError(
-                            f"{exc} (gave up after {self.options.reconnects} reconnects)"
-                        ) from exc
+                if not self.source.live:
                     raise
-                self._reconnect(attempts, exc)
+                attempts = self._reconnect(attempts, exc)
                 continue
             if frame is None:
                 break
@@ -145,23 +143,34 @@ class Pipeline:
                 self._event(f"{self.source.description}: frames again after {attempts} reconnect(s)")
                 attempts, self.status = 0, ""
             self.stats.frames_in += 1
+            self.stage.prepare(frame)  # the GPU path starts the frame's upload here
             self.captured.put(frame)
             if max_frames is not None and self.stats.frames_in >= max_frames:
                 self._max_reached = True
                 break
         self.captured.close()
 
-    def _reconnect(self, attempt: int, cause: Exception) -> None:
+    def _reconnect(self, attempts: int, cause: SourceError) -> int:
+        """Reopen a live source with doubling back-off until it opens; the attempts used so far.
+
+        Raises SourceError once `reconnects` attempts in a row have not brought frames back.
+        """
         n = self.options.reconnects
-        self.status = f"reconnecting {attempt}/{n}"
-        self._event(f"{cause}; reconnecting ({attempt}/{n})")
-        self.source.close()
-        if self.stop.wait(self.options.backoff_s * 2 ** (attempt - 1)):
-            return
-        try:
-            self.source.open()
-        except SourceError as exc:
-            self._event(f"reconnect {attempt}/{n} failed: {exc}")
+        while attempts < n:
+            attempts += 1
+            self.status = f"reconnecting {attempts}/{n}"
+            self._event(f"{cause}; reconnecting ({attempts}/{n})")
+            self.source.close()
+            if self.stop.wait(self.options.backoff_s * 2 ** (attempts - 1)):
+                return attempts
+            try:
+                self.source.open()
+                return attempts
+            except SourceError as exc:
+                cause = exc
+        if n == 0:
+            raise cause
+        raise SourceError(f"{cause} (gave up after {n} reconnects)") from cause
 
     def _infer(self) -> None:
         try:
@@ -181,6 +190,8 @@ class Pipeline:
                     return
                 continue
             try:
+                while not self.inferred.wait(IDLE_S):
+                    self._idle()
                 frame = self.inferred.get()
             except EndOfStream:
                 self.request_stop("max frames" if self._max_reached else "end of stream")
@@ -194,6 +205,7 @@ class Pipeline:
             hud = Hud(fps, e2e[len(e2e) // 2] if e2e else 0.0, self.options.backend_label, self.status)
             frame.overlay = self.overlay.draw(frame.rgb, frame.mask, hud, frame.blended)
             frame.stamp("overlaid")
+            self._last, self._shown_status = frame, self.status
             self.stats.add(frame)
             for sink in self.sinks:
                 sink.write(frame)
@@ -201,6 +213,19 @@ class Pipeline:
                 self._on_key(self.display.show(None if self.display.paused else frame.overlay))
             if self.on_frame:
                 self.on_frame(self.stats, self.status)
+
+    def _idle(self) -> None:
+        """No frame for a while (a live source reconnecting): pump the window, show the status."""
+        changed = self.status != self._shown_status
+        self._shown_status = self.status
+        if self.display:
+            picture = None
+            if changed and self._last is not None and self._last.mask is not None:
+                hud = Hud(0.0, 0.0, self.options.backend_label, self.status)
+                picture = self.overlay.draw(self._last.rgb, self._last.mask, hud, self._last.blended)
+            self._on_key(self.display.show(picture))
+        if changed and self.on_frame:
+            self.on_frame(self.stats, self.status)
 
     def _on_key(self, action: str | None) -> None:
         if action == "quit":

@@ -66,6 +66,13 @@ class FrameQueue(Generic[T]):
             self._cond.notify_all()
             return item
 
+    def wait(self, timeout: float) -> bool:
+        """True once `get` would not block (an item, the end or stop); False after `timeout` seconds."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: bool(self._items) or self._closed or self._stop.is_set(), timeout
+            )
+
     def drain(self) -> list[T]:
         with self._cond:
             items = list(self._items)

@@ -1,12 +1,16 @@
 """The annotated recording: H.264 in fragmented MP4 or MKV, playable even if the process dies.
 
 Fragments are flushed every 200 ms and x264 runs with zero latency (no look-ahead
-queue), so a killed process loses at most the last fraction of a second.
+queue), so a killed process loses at most the last fraction of a second. A write
+that fails (disk full) raises RecorderError; the half-written tail is then cut off
+at `close()`, so the file ends on its last complete fragment and plays to there.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -56,6 +60,8 @@ class Recorder:
         self.width, self.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
         self.fps = fps if fps and fps > 0 else 30.0
         self.frames_written = 0
+        self._good_bytes = 0  # file size after the last write that went through
+        self._failed = False
         self._last_pts = -1
         self._first_pts_s: float | None = None
         codec, codec_options = best_encoder()
@@ -82,9 +88,12 @@ class Recorder:
 
         if pts_s is None:
             pts_s = self.frames_written / self.fps
-        if self._first_pts_s is None:
-            self._first_pts_s = pts_s
-        pts = max(round((pts_s - self._first_pts_s) / TIME_BASE), self._last_pts + 1)
+        if not math.isfinite(pts_s):  # a source without timestamps here: one frame period on
+            pts = self._last_pts + round(1 / self.fps / TIME_BASE)
+        else:
+            if self._first_pts_s is None:
+                self._first_pts_s = pts_s
+            pts = max(round((pts_s - self._first_pts_s) / TIME_BASE), self._last_pts + 1)
         self._last_pts = pts
         frame = av.VideoFrame.from_ndarray(
             np.ascontiguousarray(rgb[: self.height, : self.width]), format="rgb24"
@@ -93,10 +102,12 @@ class Recorder:
         try:
             self._container.mux(self._stream.encode(frame))
         except (OSError, av.error.FFmpegError) as exc:
+            self._failed = True
             raise RecorderError(
                 f"{self.path}: writing the recording failed ({exc}); is the disk full?"
             ) from exc
         self.frames_written += 1
+        self._good_bytes = self._size()
 
     def close(self) -> None:
         """Flush the encoder and finalise the container; what was written stays playable."""
@@ -106,14 +117,42 @@ class Recorder:
             return
         self._closed = True
         try:
-            self._container.mux(self._stream.encode(None))
+            if not self._failed:  # after a failed write, nothing more goes in
+                self._container.mux(self._stream.encode(None))
+                self._good_bytes = self._size()
         except (OSError, av.error.FFmpegError) as exc:
+            self._failed = True
             log.error("%s: flushing the encoder failed (%s); frames written so far are kept", self.path, exc)
         finally:
             try:
                 self._container.close()
-            except (OSError, av.error.FFmpegError) as exc:
-                log.error("%s: closing the recording failed (%s)", self.path, exc)
+            except (OSError, av.error.FFmpegError) as exc:  # after a failed write: to be expected
+                log.log(
+                    logging.WARNING if self._failed else logging.ERROR,
+                    "%s: closing the recording failed (%s)",
+                    self.path,
+                    exc,
+                )
+                self._failed = True
+            if self._failed:
+                self._cut_back()
+
+    def _size(self) -> int:
+        try:
+            return os.stat(self.path).st_size
+        except OSError:
+            return 0
+
+    def _cut_back(self) -> None:
+        """Drop what a failed write left half-written: the file then ends on a complete fragment."""
+        if not self.path.is_file() or self._size() <= self._good_bytes:
+            return  # nothing half-written (or not a regular file, e.g. /dev/full)
+        try:
+            os.truncate(self.path, self._good_bytes)
+        except OSError as exc:
+            log.error("%s: cannot cut off the half-written end (%s)", self.path, exc.strerror)
+            return
+        log.warning("%s: cut back to its last complete fragment (%d bytes)", self.path, self._good_bytes)
 
     def __enter__(self) -> Recorder:
         return self

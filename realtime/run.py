@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.engines.errors import PolypRtError, RecorderError
 from polyp_rt.realtime.config import DEMO_CLIP, RunConfig
 from polyp_rt.realtime.pipeline import Outcome, Pipeline, PipelineOptions
 from polyp_rt.realtime.stats import STAGES, LatencyStats, plot_latency, write_stats_json
@@ -23,7 +23,7 @@ console = Console()
 
 def run_command(config: RunConfig) -> int:
     from polyp_rt.engines.factory import open_engine
-    from polyp_rt.realtime.overlay import Overlay
+    from polyp_rt.realtime.overlay import Overlay, parse_color
     from polyp_rt.realtime.sinks import MaskWriter, RecordingSink, Sink, TruthScorer, open_display
     from polyp_rt.realtime.sources import SourceOptions, open_source
     from polyp_rt.realtime.stages import make_stage
@@ -50,7 +50,14 @@ def run_command(config: RunConfig) -> int:
         source = open_source(config.source, options)
         source.open()
         stack.callback(source.close)
-        stage = make_stage(engine, config.threshold, config.smoothing)
+        stage = make_stage(
+            engine,
+            config.threshold,
+            config.smoothing,
+            color=parse_color(config.overlay.color),
+            alpha=config.overlay.mask_alpha,
+            in_flight=2 * config.queue_size + 4,
+        )
         stack.callback(stage.close)
         overlay = Overlay(config.overlay)
         sinks: list[Sink] = []
@@ -96,6 +103,7 @@ def run_command(config: RunConfig) -> int:
     extra: dict[str, Any] = {
         "reason": outcome.reason,
         "exit_code": outcome.exit_code,
+        "error": str(outcome.error) if outcome.error is not None else None,
         "engine": engine.describe(),
     }
     if truth:
@@ -116,16 +124,25 @@ def run_command(config: RunConfig) -> int:
     if masks:
         console.print(f"masks: {masks.folder}/ ({masks.written} PNG files)")
     if config.stats_json:
-        write_stats_json(
-            config.stats_json, summary, {**extra, "config": config_dict(config), "versions": versions()}
-        )
         histogram = config.stats_json.with_suffix(".png")
-        plot_latency(
-            {"end to end": outcome.stats.samples["e2e"], "infer": outcome.stats.samples["infer"]},
-            histogram,
-            f"{source.description} · {label}",
-        )
-        console.print(f"stats: {config.stats_json} and {histogram}")
+        try:
+            write_stats_json(
+                config.stats_json, summary, {**extra, "config": config_dict(config), "versions": versions()}
+            )
+            plot_latency(
+                {"end to end": outcome.stats.samples["e2e"], "infer": outcome.stats.samples["infer"]},
+                histogram,
+                f"{source.description} · {label}",
+            )
+        except OSError as exc:
+            failed = RecorderError(
+                f"{config.stats_json}: writing the statistics failed ({exc.strerror or exc}); is the disk full?"
+            )
+            if outcome.error is None:
+                raise failed from exc
+            log.warning("%s", failed)  # the run's own error is the one to report
+        else:
+            console.print(f"stats: {config.stats_json} and {histogram}")
     return finish(outcome)
 
 
@@ -150,6 +167,7 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
     for column in ("count", "mean", "p50", "p90", "p99", "max"):
         table.add_column(column + (" ms" if column != "count" else ""), justify="right")
     rows = [(name, summary["stages_ms"][name]) for name, _, _ in STAGES] + [("end to end", summary["e2e_ms"])]
+    rows += [(f"GPU {step} (CUDA events)", s) for step, s in summary.get("gpu_ms", {}).items()]
     for name, s in rows:
         table.add_row(
             name,

@@ -53,8 +53,15 @@ class MaskWriter(Sink):
     def write(self, frame: Frame) -> None:
         assert frame.mask is not None
         path = self.folder / f"{frame.index:06d}.png"
-        if not cv2.imwrite(str(path), frame.mask * np.uint8(255)):
-            raise RecorderError(f"{path}: writing the mask failed; is the disk full?")
+        ok, png = cv2.imencode(".png", frame.mask * np.uint8(255))
+        try:  # not cv2.imwrite: it reports success when the disk is full
+            if not ok:
+                raise OSError("PNG encoding failed")
+            path.write_bytes(png.tobytes())
+        except OSError as exc:
+            raise RecorderError(
+                f"{path}: writing the mask failed ({exc.strerror or exc}); is the disk full?"
+            ) from exc
         self.written += 1
 
 

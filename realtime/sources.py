@@ -8,6 +8,7 @@ is never blocked by the pipeline; a file source is (nothing is lost).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from abc import ABC, abstractmethod
@@ -77,14 +78,23 @@ class Source(ABC):
 
 
 class VideoFileSource(Source):
-    """A video file, decoded by PyAV with threaded decoding; pts kept; corrupt packets counted."""
+    """A video file, decoded by PyAV with threaded decoding; pts kept; corrupt packets counted.
+
+    A file that delivers fewer frames than its header announces (cut short, or damage
+    the demuxer skipped over) plays what it has; the missing frames are counted and logged.
+    """
+
+    # tolerated gap between the frames a header announces and those decoded
+    SHORT_FRAMES, SHORT_FRACTION = 2, 0.05
 
     def __init__(self, path: Path, options: SourceOptions) -> None:
         super().__init__()
         self.path = path
+        self.name = str(path)
         self.realtime = options.realtime
         self.description = f"file {path.name}"
         self._container = None
+        self._ended_by: Exception | None = None  # the demuxer error that ended the stream, if any
 
     def open(self) -> None:
         import av
@@ -96,7 +106,10 @@ class VideoFileSource(Source):
         try:
             container = av.open(str(self.path))
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{self.path}: not a video FFmpeg can read ({exc.__class__.__name__})") from exc
+            raise SourceError(
+                f"{self.path}: not a video FFmpeg can read ({exc.__class__.__name__}): not a video, "
+                "damaged, or an MP4 cut short before its index was written"
+            ) from exc
         if not container.streams.video:
             container.close()
             raise SourceError(f"{self.path}: has no video stream")
@@ -106,6 +119,8 @@ class VideoFileSource(Source):
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         self.fps = float(stream.average_rate or stream.guessed_rate or 30.0)
         self.frames_expected = stream.frames or None
+        if self.frames_expected is None and container.duration:  # MKV, fragmented MP4: from the duration
+            self.frames_expected = round(container.duration / 1e6 * self.fps)
         self._decoded = self._frames()
         self._t0: float | None = None
 
@@ -114,25 +129,55 @@ class VideoFileSource(Source):
 
         assert self._container is not None
         packets = self._container.demux(self._stream)
+        decoded = 0
         while True:
             try:
                 packet = next(packets)
             except StopIteration:
                 break
-            except av.error.FFmpegError as exc:  # a truncated or damaged container
-                self.skip("unreadable container data")
-                log.warning("%s: stopped reading at damaged data (%s)", self.path, exc)
+            except av.error.FFmpegError as exc:  # a truncated or damaged container, or a cut stream
+                self._ended_by = exc
+                try:  # the frames still inside the (threaded) decoder
+                    frames = self._stream.codec_context.decode(None)
+                except av.error.FFmpegError:
+                    frames = []
+                for frame in frames:  # a flushed frame has no time base of its own
+                    frame.time_base = self._stream.time_base
+                yield from frames
+                decoded += len(frames)
                 break
             try:
-                yield from packet.decode()
+                frames = packet.decode()
             except av.error.FFmpegError:
                 self.skip("corrupt packets")
+                continue
+            yield from frames
+            decoded += len(frames)
+        self._stream_ended(decoded)
+
+    def _stream_ended(self, decoded: int) -> None:
+        """At the end of the file: count what a cut-short or damaged file did not deliver."""
+        if self._ended_by is not None:
+            self.skip("unreadable container data")
+            log.warning("%s: stopped reading at damaged data (%s)", self.name, self._ended_by)
+        expected = self.frames_expected or 0
+        missing = expected - decoded - self.skipped.get("corrupt packets", 0)
+        if missing > max(self.SHORT_FRAMES, self.SHORT_FRACTION * expected):
+            self.skipped["frames missing (file damaged or cut short)"] = missing
+            log.warning(
+                "%s: %d of the %d frames its header announces could not be read (damaged or cut short)",
+                self.name,
+                missing,
+                expected,
+            )
 
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
         frame = next(self._decoded, None)
         if frame is None:
             return None
-        pts = float(frame.time) if frame.time is not None else self._count / self.fps
+        pts = float(frame.time) if frame.time is not None else math.nan
+        if not math.isfinite(pts):
+            pts = self._count / self.fps
         if self.realtime:
             if self._t0 is None:
                 self._t0 = time.monotonic() - pts
@@ -148,13 +193,17 @@ class VideoFileSource(Source):
 
 
 class StreamSource(VideoFileSource):
-    """An RTSP/HTTP/... URL through PyAV with low-latency options; live."""
+    """An RTSP/HTTP/... URL through PyAV with low-latency options; live.
+
+    A live stream has no end: the server closing it, or no data for the stall
+    timeout, raises SourceStalled, and the pipeline reconnects.
+    """
 
     live = True
 
     def __init__(self, url: str, options: SourceOptions) -> None:
         super().__init__(Path(url), options)
-        self.url = url
+        self.url = self.name = url
         self.realtime = False
         self.stall_timeout = options.stall_timeout
         self.description = f"stream {url}"
@@ -173,7 +222,10 @@ class StreamSource(VideoFileSource):
         try:
             container = av.open(self.url, options=opts, timeout=(self.stall_timeout * 2, self.stall_timeout))
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"{self.url}: cannot open the stream ({exc})") from exc
+            why = getattr(exc, "strerror", None) or str(exc)
+            if isinstance(exc, av.error.ExitError):
+                why = f"no answer within {self.stall_timeout * 2:g} s"
+            raise SourceError(f"{self.url}: cannot open the stream ({why})") from exc
         if not container.streams.video:
             container.close()
             raise SourceError(f"{self.url}: the stream has no video")
@@ -181,13 +233,24 @@ class StreamSource(VideoFileSource):
         self._stream.thread_type = "AUTO"
         self.width, self.height = self._stream.codec_context.width, self._stream.codec_context.height
         self.fps = float(self._stream.average_rate or self._stream.guessed_rate or 30.0)
+        self.frames_expected = None
+        self._ended_by = None
         self._decoded = self._frames()
+
+    def _stream_ended(self, decoded: int) -> None:
+        pass  # not damage: _read_rgb says what happened
 
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
         got = super()._read_rgb()
-        if got is None:  # a live stream does not end: it was cut
-            raise SourceStalled(f"{self.url}: the stream ended or timed out")
-        return got
+        if got is not None:
+            return got
+        import av
+
+        # a live stream does not end: it was cut, or stalled past the read timeout
+        if isinstance(self._ended_by, av.error.ExitError):
+            raise SourceStalled(f"{self.url}: no data for {self.stall_timeout:g} s (stream stalled)")
+        cause = f" ({getattr(self._ended_by, 'strerror', None) or self._ended_by})" if self._ended_by else ""
+        raise SourceStalled(f"{self.url}: the server ended the stream{cause}")
 
 
 class CameraSource(Source):
@@ -297,11 +360,12 @@ SYNTHETIC = re.compile(r"^synthetic:(?:(\d+)x(\d+))?(?:@([\d.]+))?(?:\?(.*))?$")
 
 
 class SyntheticSource(Source):
-    """`synthetic:WxH@FPS[?seed=K&stall_at=N&stall_s=S&fail_at=N&faults=C]`: a live synthetic scene.
+    """`synthetic:WxH@FPS[?seed=K&stall_at=N&stall_s=S&fail_at=N&faults=C&gone_at=N]`: a live synthetic scene.
 
     Paced at FPS like a camera. stall_at/fail_at inject faults (a stall of S seconds,
     or a lost device) after N frames of each of the first C connections (default:
-    every connection), for testing reconnects.
+    every connection), for testing reconnects. gone_at=N: the device is unplugged for
+    good after N frames in all (reads and reopening fail).
     """
 
     live = True
@@ -322,6 +386,7 @@ class SyntheticSource(Source):
         self.stall_s = float(params.get("stall_s", 3600))
         self.fail_at = int(params["fail_at"]) if "fail_at" in params else None
         self.faulty_connections = int(params.get("faults", 1 << 30))
+        self.gone_at = int(params["gone_at"]) if "gone_at" in params else None
         self.connections = 0
         self.stall_timeout = options.stall_timeout
         self.description = f"synthetic {self.width}x{self.height}@{self.fps:g}"
@@ -331,12 +396,16 @@ class SyntheticSource(Source):
     def open(self) -> None:
         from polyp_rt.train.synthetic import SyntheticClip
 
+        if self._gone():
+            raise SourceError("synthetic source: cannot open the device (unplugged)")
         self.clip = SyntheticClip(self.width, self.height, seed=self.seed, fps=self.fps)
         self.connections += 1
         self._connection_frames = 0
         self._next_t = None
 
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        if self._gone():
+            raise SourceError("synthetic source: device lost (unplugged)")
         faulty, n = self.connections <= self.faulty_connections, self._connection_frames
         if faulty and self.fail_at is not None and n >= self.fail_at:
             raise SourceError("synthetic source: device lost (injected fault)")
@@ -355,6 +424,9 @@ class SyntheticSource(Source):
         self._connection_frames += 1
         rgb, _ = self.clip.frame(self._count)
         return rgb, self._count / self.fps
+
+    def _gone(self) -> bool:
+        return self.gone_at is not None and self._count >= self.gone_at
 
     def close(self) -> None:
         pass

@@ -62,6 +62,9 @@ class LatencyStats:
     dropped: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # bad input the source stepped over
     events: list[str] = field(default_factory=list)  # reconnects and the like, for the log and JSON
+    gpu_samples: dict[str, list[float]] = field(  # GPU frame path: CUDA-event ms per step
+        default_factory=lambda: {step: [] for step in GPU_STEPS}
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finished_ns: int | None = None
 

@@ -79,6 +79,40 @@ def tiny_onnx(tiny_run, tmp_path_factory) -> Path:
     return path
 
 
+def write_micro_onnx(path: Path, size: int = 64) -> Path:
+    """A real, tiny segmentation model: one 3x3 convolution, with the full model contract.
+
+    ONNX Runtime runs it in microseconds, so pipeline and fault tests measure the
+    pipeline, not the model, and need no training run.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from polyp_rt.engines.contract import ModelContract
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.normal(0, 0.3, (1, 3, 3, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(np.array([-0.5], np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w", "b"], ["logits"], pads=[1, 1, 1, 1])],
+        "micro",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, size, size])],
+        [weights, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    helper.set_model_props(model, ModelContract(size, size, preset="micro").to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def micro_onnx(tmp_path_factory) -> Path:
+    return write_micro_onnx(tmp_path_factory.mktemp("micro") / "micro.onnx")
+
+
 @pytest.fixture(scope="session")
 def synthetic_clip(tmp_path_factory) -> Path:
     """A real H.264 clip (160x128, 24 fps, 36 frames) with ground-truth masks in clip_masks/."""
@@ -111,6 +145,12 @@ class SlowEngine:
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.inner.close()
 
     def infer(self, batch):
         self.calls += 1

@@ -1,0 +1,231 @@
+"""Helpers of the fault suite: the CLI in a real process, clips with a known layout, a local
+HTTP video server that misbehaves on cue, and checks that a recording was finalised."""
+
+from __future__ import annotations
+
+import http.server
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("polyp-rt")]
+
+
+@pytest.fixture
+def no_pipeline_threads() -> Callable[[], list[str]]:
+    return pipeline_threads
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture
+def one_error_line() -> Callable[[str], str]:
+    """The one `error:` line in a CLI's stderr (fails if there are none or several)."""
+
+    def check(stderr: str) -> str:
+        lines = error_lines(stderr)
+        assert len(lines) == 1, stderr
+        assert "Traceback" not in stderr, stderr
+        return lines[0]
+
+    return check
+
+
+# ------------------------------------------------------------------ the CLI in its own process
+
+
+def cli_process(args: list[str], fsize_limit: int | None = None) -> subprocess.Popen[str]:
+    """`polyp-rt ARGS` as a real process; `fsize_limit`: files it writes fail past this size (EFBIG)."""
+    if fsize_limit is None:
+        cmd = [sys.executable, "-m", "polyp_rt.realtime.cli", *args]
+    else:  # a disk that fills up: RLIMIT_FSIZE, with SIGXFSZ ignored so the write fails instead
+        code = (
+            "import resource, runpy, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize_limit}, {fsize_limit}))\n"
+            "sys.argv = ['polyp-rt', *sys.argv[1:]]\n"
+            "runpy.run_module('polyp_rt.realtime.cli', run_name='__main__')\n"
+        )
+        cmd = [sys.executable, "-c", code, *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def cli() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Starts `polyp-rt` processes; any still running when the test ends is killed."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(args: list[str], fsize_limit: int | None = None) -> subprocess.Popen[str]:
+        started.append(cli_process(args, fsize_limit))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+# ------------------------------------------------------------------ clips
+
+
+def encode_clip(
+    path: Path, frames: int = 48, size: tuple[int, int] = (160, 128), fps: int = 24, options=None
+) -> Path:
+    """An H.264 clip with moving content; `options` are the muxer's (e.g. movflags)."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w", options=options or {}) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"g": "12", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            rgb = rng.integers(30, 90, (h, w, 3), dtype=np.uint8)
+            x = (i * 3) % (w - 30)
+            rgb[h // 4 : h // 2, x : x + 30] = (220, 160, 170)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture
+def make_clip() -> Callable[..., Path]:
+    return encode_clip
+
+
+# ------------------------------------------------------------------ finalised recordings
+
+
+def mp4_boxes(path: Path) -> list[str]:
+    """Top-level MP4 box types, in file order."""
+    data, boxes, at = path.read_bytes(), [], 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[at + 8 : at + 16])[0]
+        boxes.append(kind.decode("latin-1"))
+        if size < 8:
+            break
+        at += size
+    return boxes
+
+
+MKV_CUES = bytes.fromhex("1C53BB6B")  # the Matroska Cues element, written when the file is closed
+
+
+def is_finalised(path: Path) -> bool:
+    """MP4: the closing `mfra` index is there; MKV: the cues and the duration are."""
+    import av
+
+    if path.suffix == ".mp4":
+        return mp4_boxes(path)[-1:] == ["mfra"]
+    with av.open(str(path)) as container:
+        return MKV_CUES in path.read_bytes() and container.duration is not None
+
+
+@pytest.fixture
+def finalised() -> Callable[[Path], bool]:
+    return is_finalised
+
+
+# ------------------------------------------------------------------ a live HTTP stream
+
+
+class StreamServer:
+    """Serves an MPEG-TS H.264 stream on 127.0.0.1; `plan` says what each connection gets.
+
+    "full": the whole stream; "cut": the first third, then the connection is closed;
+    "stall": the first third, then nothing while the connection stays open. After the
+    plan's last connection with `gone=True` the server closes its socket (connection refused).
+    """
+
+    def __init__(self, stream: bytes, plan: list[str], gone: bool = False) -> None:
+        self.stream, self.plan, self.gone = stream, plan, gone
+        self.connections = 0
+        self.release = threading.Event()  # ends the stalls
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                index = server.connections
+                server.connections += 1
+                what = server.plan[min(index, len(server.plan) - 1)]
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                third = len(server.stream) // 3 // 188 * 188  # whole TS packets
+                try:
+                    self.wfile.write(server.stream if what == "full" else server.stream[:third])
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client went away
+                if what == "stall":
+                    server.release.wait(60)
+                if server.gone and index + 1 >= len(server.plan):
+                    threading.Thread(target=server.close).start()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/live.ts"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="test http server", daemon=True)
+        self.thread.start()
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def ts_stream(tmp_path_factory) -> bytes:
+    """An 8 s MPEG-TS H.264 stream (96x80, 30 fps), encoded with PyAV."""
+    path = tmp_path_factory.mktemp("stream") / "live.ts"
+    return encode_clip(path, frames=240, size=(96, 80), fps=30).read_bytes()
+
+
+@pytest.fixture
+def stream_server(ts_stream) -> Iterator[Callable[..., StreamServer]]:
+    servers: list[StreamServer] = []
+
+    def start(plan: list[str], gone: bool = False) -> StreamServer:
+        servers.append(StreamServer(ts_stream, plan, gone))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.release.set()
+        server.close()
+
+
+# ------------------------------------------------------------------ memory
+
+
+def rss_mb() -> float:
+    """This process's resident set size (VmRSS), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.fixture
+def rss() -> Callable[[], float]:
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs /proc (Linux)")
+    return rss_mb
