@@ -29,6 +29,9 @@ class TrainConfig:
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     seed: int = option(0, "seed for the split, initialisation and augmentation")
     resume: Path | None = option(None, "continue a run from its last.pt", metavar="RUN/last.pt")
+    init: Path | None = option(
+        None, "start from this checkpoint's weights and architecture (fine-tuning)", metavar="CKPT.pt"
+    )
     amp: bool = option(False, "mixed precision (CUDA only)")
     skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
     workers: int = option(1, "data loader worker processes")

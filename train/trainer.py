@@ -44,12 +44,13 @@ def progress_bar() -> Progress:
     )
 
 
-def load_data(config: TrainConfig) -> Splits:
+def load_data(config: TrainConfig, split_file: Path | None = None) -> Splits:
+    """The run's splits; a resumed run reuses its split.json so no image changes side."""
     assert config.data is not None
     with progress_bar() as bar:
         task = bar.add_task("checking data", total=count_images(config.data), status="")
         splits = load_splits(
-            config.data, config.seed, config.skip_bad, progress=lambda n: bar.advance(task, n)
+            config.data, config.seed, config.skip_bad, split_file, progress=lambda n: bar.advance(task, n)
         )
     if splits.skipped:
         log.warning("skipped %d bad files (--skip-bad), e.g. %s: %s", len(splits.skipped), *splits.skipped[0])
@@ -69,12 +70,20 @@ def train(config: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
 
+    if config.resume and config.init:
+        raise PolypRtError("--resume continues a run, --init starts a new one from weights: pass one of them")
     resumed = load_checkpoint(config.resume) if config.resume else None
+    initial = load_checkpoint(config.init) if config.init else None
+    split_file = None
     if resumed:
         mconf, contract = resumed.config, resumed.contract
         run = config.resume.parent if config.resume else Path()
         if config.data is None:
             config.data = Path(resumed.provenance["data"])
+        split_file = run / "split.json" if (run / "split.json").is_file() else None
+    elif initial:
+        mconf, contract = initial.config, initial.contract
+        run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     else:
         mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights)
         contract = ModelContract(
@@ -90,7 +99,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if not resumed:
         (run / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run in a reused folder
 
-    splits = load_data(config)
+    splits = load_data(config, split_file)
     (run / "split.json").write_text(json.dumps(splits.to_json(), indent=1))
     log.info(
         "data: %s (%s): %s",
@@ -103,6 +112,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     start_epoch, best_dice = 1, -1.0
+    if initial:
+        model.load_state_dict(initial.state_dict)
     if resumed:
         model.load_state_dict(resumed.state_dict)
         optimizer.load_state_dict(resumed.extra["optimizer"])
@@ -137,6 +148,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "split": splits.how,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "torch": str(torch.__version__),
+        "init": str(config.init) if config.init else None,
         "device": str(device),
     }
     started = time.monotonic()

@@ -73,3 +73,18 @@ def test_pickle_with_code_is_refused(tmp_path):
     torch.save({"format": "polyp-rt-checkpoint/1", "payload": Payload()}, path)
     with pytest.raises(ModelError, match="refused to load"):
         load_checkpoint(path)
+
+
+def test_init_fine_tunes_from_a_checkpoint(tiny_run, synthetic_data, tmp_path):
+    from polyp_rt.train.config import TrainConfig
+    from polyp_rt.train.trainer import train
+
+    config = TrainConfig(
+        data=synthetic_data, epochs=1, batch_size=4, init=tiny_run / "best.pt", out=tmp_path, workers=0
+    )
+    train(config)
+    tuned = load_checkpoint(tmp_path / "best.pt")
+    assert tuned.contract.size == (64, 64)  # the architecture comes from the checkpoint, not the preset
+    assert tuned.provenance["init"] == str(tiny_run / "best.pt")
+    with pytest.raises(Exception, match="pass one of them"):
+        train(TrainConfig(data=synthetic_data, init=tiny_run / "best.pt", resume=tiny_run / "last.pt"))
