@@ -328,7 +328,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
 
         source = open_source(config.source, SourceOptions())
         source.open()
-        stage = make_stage(engine)
+        stage = make_stage(engine, cpu_only=config.stages == "cpu")
         label = f"{engine.name} {engine.device}"
         with console.status(f"threaded pipeline, {config.frames} frames"):
             pipeline = Pipeline(
@@ -365,6 +365,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
     return {
         "source": config.source,
         "model": str(model),
+        "stages": type(stage).__name__,
         "engine": engine.describe(),
         **threaded,
         "model_only_ms": summarise(model_samples),

@@ -89,6 +89,11 @@ class BenchConfig:
     source: str = option("synthetic:640x480@30", "--pipeline: the source", metavar="SRC")
     backend: str = option("auto", "--pipeline: the backend", choices=BACKEND_CHOICES)
     frames: int = option(300, "--pipeline: frames to run")
+    stages: str = option(
+        "auto",
+        "--pipeline: where pre/postprocessing run: auto (on the GPU for CUDA engines) or cpu (to compare)",
+        choices=("auto", "cpu"),
+    )
 
 
 @dataclass

@@ -360,9 +360,10 @@ SYNTHETIC = re.compile(r"^synthetic:(?:(\d+)x(\d+))?(?:@([\d.]+))?(?:\?(.*))?$")
 
 
 class SyntheticSource(Source):
-    """`synthetic:WxH@FPS[?seed=K&stall_at=N&stall_s=S&fail_at=N&faults=C&gone_at=N]`: a live synthetic scene.
+    """`synthetic:WxH@FPS[?seed=K&loop=N&stall_at=N&stall_s=S&fail_at=N&faults=C&gone_at=N]`: a live scene.
 
-    Paced at FPS like a camera. stall_at/fail_at inject faults (a stall of S seconds,
+    Paced at FPS like a camera. loop=N renders N frames once and cycles through them, so a
+    benchmark at 1080p60 does not depend on how fast the scene generator is. stall_at/fail_at inject faults (a stall of S seconds,
     or a lost device) after N frames of each of the first C connections (default:
     every connection), for testing reconnects. gone_at=N: the device is unplugged for
     good after N frames in all (reads and reopening fail).
@@ -382,6 +383,8 @@ class SyntheticSource(Source):
         self.fps = float(fps or options.fps or 30.0)
         params = {k: v[-1] for k, v in parse_qs(query or "").items()}
         self.seed = int(params.get("seed", 0))
+        self.loop = int(params.get("loop", 0))
+        self._rendered: list[np.ndarray] = []
         self.stall_at = int(params["stall_at"]) if "stall_at" in params else None
         self.stall_s = float(params.get("stall_s", 3600))
         self.fail_at = int(params["fail_at"]) if "fail_at" in params else None
@@ -399,6 +402,8 @@ class SyntheticSource(Source):
         if self._gone():
             raise SourceError("synthetic source: cannot open the device (unplugged)")
         self.clip = SyntheticClip(self.width, self.height, seed=self.seed, fps=self.fps)
+        if self.loop and not self._rendered:
+            self._rendered = [self.clip.frame(i)[0] for i in range(self.loop)]
         self.connections += 1
         self._connection_frames = 0
         self._next_t = None
@@ -422,8 +427,9 @@ class SyntheticSource(Source):
             time.sleep(self._next_t - now)
         self._next_t = max(self._next_t + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
         self._connection_frames += 1
-        rgb, _ = self.clip.frame(self._count)
-        return rgb, self._count / self.fps
+        if self._rendered:
+            return self._rendered[self._count % self.loop], self._count / self.fps
+        return self.clip.frame(self._count)[0], self._count / self.fps
 
     def _gone(self) -> bool:
         return self.gone_at is not None and self._count >= self.gone_at

@@ -64,9 +64,10 @@ def make_stage(
     color: tuple[int, int, int] = (0, 255, 0),
     alpha: float = 0.4,
     in_flight: int = 6,
+    cpu_only: bool = False,
 ) -> InferenceStage:
     """The GPU frame path for CUDA engines that take device tensors, the CPU path otherwise."""
-    if engine.is_cuda and hasattr(engine, "infer_device"):
+    if engine.is_cuda and hasattr(engine, "infer_device") and not cpu_only:
         from polyp_rt.realtime.gpu_stage import TorchStage
 
         return TorchStage(engine, threshold, smoothing, color, alpha, in_flight)
