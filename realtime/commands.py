@@ -74,7 +74,10 @@ def eval_command(config: Any) -> int:
         pairs, which, skipped = select_pairs(
             config.data, config.split, config.model, config.split_file, config.skip_bad
         )
-        with open_engine(config.model, config.backend, config.device) as engine, progress_bar() as bar:
+        with (
+            open_engine(config.model, config.backend, config.device, fp16=config.fp16) as engine,
+            progress_bar() as bar,
+        ):
             task = bar.add_task(f"eval {config.model.name}", total=len(pairs), status="")
             result = evaluate_engine(engine, pairs, config.threshold, lambda n: bar.advance(task, n))
             result["backend"] = engine.describe()

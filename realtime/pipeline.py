@@ -88,14 +88,17 @@ class Pipeline:
 
     def run(self) -> Outcome:
         """Run until the stream ends or something stops it; sinks are closed by the caller."""
+        self._guard(self._warm_up)  # an error here stops the run before any thread starts
         threads = [
-            threading.Thread(target=self._guard, args=(self._capture,), name="polyp-rt capture", daemon=True),
-            threading.Thread(target=self._guard, args=(self._infer,), name="polyp-rt infer", daemon=True),
+            threading.Thread(target=self._guard, args=(loop,), name=f"polyp-rt {name}", daemon=True)
+            for name, loop in (("capture", self._capture), ("infer", self._infer))
+            if not self.stop.is_set()
         ]
         with self._signals_stop_pipeline():
             for thread in threads:
                 thread.start()
-            self._guard(self._output)
+            if threads:
+                self._guard(self._output)
             self.stop.set()
             for thread in threads:
                 thread.join(JOIN_TIMEOUT_S)
@@ -125,6 +128,10 @@ class Pipeline:
             self.stop.set()
 
     # ------------------------------------------------------------ the three loops
+
+    def _warm_up(self) -> None:
+        if self.source.width and self.source.height:
+            self.stage.warm_up(self.source.height, self.source.width)
 
     def _capture(self) -> None:
         attempts = 0
@@ -222,7 +229,7 @@ class Pipeline:
             picture = None
             if changed and self._last is not None and self._last.mask is not None:
                 hud = Hud(0.0, 0.0, self.options.backend_label, self.status)
-                picture = self.overlay.draw(self._last.rgb, self._last.mask, hud, self._last.blended)
+                picture = self.overlay.draw(self._last.rgb, self._last.mask, hud)  # blended has a HUD already
             self._on_key(self.display.show(picture))
         if changed and self.on_frame:
             self.on_frame(self.stats, self.status)

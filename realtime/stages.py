@@ -30,6 +30,9 @@ class InferenceStage(ABC):
     def prepare(self, frame: Frame) -> None:  # noqa: B027 (only the GPU path works ahead)
         """Called by the capture thread as soon as a frame exists (the GPU path starts its upload)."""
 
+    def warm_up(self, height: int, width: int) -> None:  # noqa: B027 (only the GPU path allocates)
+        """Called once the source's frame size is known, before the first frame."""
+
     def close(self) -> None:  # noqa: B027 (most stages hold nothing to free)
         """Free what the stage holds (GPU buffers)."""
 

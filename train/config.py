@@ -52,6 +52,7 @@ class EvalConfig:
     threshold: float | None = option(None, "sigmoid threshold (default: the model's own)")
     backend: str = option("auto", "inference backend (see `polyp-rt info`)")
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
+    fp16: bool = option(False, "torch backend: FP16 on CUDA, as `run --fp16` runs it")
     skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
     masks: Path | None = option(
         None, "score a folder of predicted mask PNGs instead of a model", metavar="DIR"

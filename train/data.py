@@ -174,7 +174,7 @@ def count_images(root: Path) -> int:
     """How many image files a data folder holds (for progress bars)."""
     layout = detect_layout(root)
     if layout == "split":
-        return sum(count_images(root / s) for s in _split_dirs(root).values())
+        return sum(count_images(folder) for folder in _split_dirs(root).values())
     return len(_images_in(root / LAYOUTS[layout][0]))
 
 

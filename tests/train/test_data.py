@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from polyp_rt.engines.errors import DataError, InputFileError
-from polyp_rt.train.data import detect_layout, load_splits, read_mask, scan_folder
+from polyp_rt.train.data import count_images, detect_layout, load_splits, read_mask, scan_folder
 
 
 def test_kvasir_layout_with_jpeg_masks(kvasir_dir):
@@ -36,6 +36,14 @@ def test_presplit_layout_is_used_as_given(tmp_path, make_pair):
     splits = load_splits(tmp_path)
     assert splits.how == "pre-split folders"
     assert {k: len(v) for k, v in splits.pairs.items()} == {"train": 4, "val": 2, "test": 3}
+
+
+def test_presplit_layout_given_as_a_relative_path(tmp_path, make_pair, monkeypatch):
+    for split in ("train", "val", "test"):
+        make_pair(tmp_path / "d" / split / "images", tmp_path / "d" / split / "masks", split)
+    monkeypatch.chdir(tmp_path)
+    assert count_images(Path("d")) == 3
+    assert [len(v) for v in load_splits(Path("d")).pairs.values()] == [1, 1, 1]
 
 
 def test_seeded_split_is_reproducible_and_70_15_15(kvasir_dir, tmp_path):

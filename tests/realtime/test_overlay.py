@@ -1,0 +1,52 @@
+"""What is drawn: the tint only where the mask is, outlines on the polyp's edge, the HUD."""
+
+import cv2
+import numpy as np
+
+from polyp_rt.realtime.config import OverlayConfig
+from polyp_rt.realtime.overlay import Hud, Overlay, outlines, tint
+
+
+def disc_mask(height, width, center, radius):
+    mask = np.zeros((height, width), np.uint8)
+    cv2.circle(mask, center, radius, 1, -1)
+    return mask
+
+
+def test_tint_blends_inside_the_mask_and_leaves_the_rest():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    mask = disc_mask(120, 160, (100, 50), 20)
+    out = tint(rgb, mask, (10, 250, 30), 0.4)
+    inside = mask.astype(bool)
+    assert np.array_equal(out[~inside], rgb[~inside])
+    expected = rgb[inside] * 0.6 + np.array([10, 250, 30]) * 0.4
+    assert np.abs(out[inside].astype(float) - expected).max() <= 1
+    empty = tint(rgb, np.zeros_like(mask), (10, 250, 30), 0.4)
+    assert np.array_equal(empty, rgb) and empty is not rgb
+
+
+def test_outlines_of_a_full_hd_mask_lie_on_its_edge():
+    mask = disc_mask(1080, 1920, (700, 500), 180)
+    full, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    traced = outlines(mask)  # traced at half resolution
+    assert len(traced) == 1
+    distances = [abs(cv2.pointPolygonTest(full[0], (float(x), float(y)), True)) for x, y in traced[0][:, 0]]
+    assert max(distances) <= 2.0
+    small = disc_mask(480, 640, (300, 200), 60)
+    assert len(outlines(small)[0]) == len(cv2.findContours(small, 0, cv2.CHAIN_APPROX_SIMPLE)[0][0])
+
+
+def test_draw_uses_the_gpu_tint_in_place_and_honours_the_toggles():
+    rgb = np.full((240, 320, 3), 90, np.uint8)
+    mask = disc_mask(240, 320, (160, 120), 40)
+    overlay = Overlay(OverlayConfig(hud=False))
+    blended = tint(rgb, mask, overlay.color, 0.4)
+    out = overlay.draw(rgb, mask, Hud(), blended)
+    assert out is blended
+    assert (out[120, 160] != rgb[120, 160]).any()  # tinted centre
+    edge = out[116:125, 116:125]  # around the disc's left edge, (120, 120)
+    assert np.all(edge == overlay.color, axis=-1).any()  # the outline
+    overlay.show_mask, overlay.show_contours = False, False
+    plain = overlay.draw(rgb, mask, Hud(), blended)
+    assert np.array_equal(plain, rgb) and plain is not rgb
