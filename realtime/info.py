@@ -73,13 +73,22 @@ def machine() -> dict[str, Any]:
         for i in range(torch.cuda.device_count())
     ]
     info["cuda_runtime"] = torch.version.cuda
-    ort = import_module("onnxruntime")
-    info["onnxruntime_providers"] = ort.get_available_providers()
-    av = import_module("av")
+    ort, av = optional("onnxruntime"), optional("av")
+    info["onnxruntime_providers"] = ort.get_available_providers() if ort else []
     info["ffmpeg"] = {
-        k: ".".join(map(str, v)) for k, v in av.library_versions.items() if k in ("libavcodec", "libavformat")
+        k: ".".join(map(str, v))
+        for k, v in (av.library_versions.items() if av else ())
+        if k in ("libavcodec", "libavformat")
     }
     return info
+
+
+def optional(module: str) -> Any:
+    """The module, or None where it is not installed (info still answers on a partial install)."""
+    try:
+        return import_module(module)
+    except ImportError:
+        return None
 
 
 def describe_model(path: Path) -> dict[str, Any]:
@@ -133,7 +142,9 @@ def info_command(config: Any) -> int:
         ", ".join(f"{d['index']}: {d['name']} (sm {d['capability']})" for d in m["cuda_devices"]) or "none",
     )
     table.add_row("ONNX Runtime providers", ", ".join(m["onnxruntime_providers"]))
-    table.add_row("FFmpeg (PyAV)", ", ".join(f"{k} {v}" for k, v in m["ffmpeg"].items()))
+    table.add_row(
+        "FFmpeg (PyAV)", ", ".join(f"{k} {v}" for k, v in m["ffmpeg"].items()) or "av not installed"
+    )
     if config.model:
         model = result["model"]
         c = model["contract"]
