@@ -1,7 +1,9 @@
 """Checkpoint -> ONNX with the model contract in its metadata, checked and verified.
 
 Verification runs the same inputs through torch and an ONNX Runtime CPU session:
-FP32 must agree to 1e-4 in the logits, FP16 must give the same masks (Dice >= 0.999).
+FP32 must agree to 1e-4 in the logits (relative to the largest logit where that exceeds 1:
+float sums in another order differ by more on a model with logits of 30), FP16 must give the
+same masks (Dice >= 0.999).
 A failed verification is an error: the file is removed.
 """
 
@@ -26,7 +28,7 @@ from polyp_rt.engines.models import load_checkpoint, sha256_file
 
 log = logging.getLogger(__name__)
 
-FP32_MAX_ABS_DIFF = 1e-4
+FP32_MAX_DIFF = 1e-4
 FP16_MIN_MASK_DICE = 0.999
 
 
@@ -139,7 +141,7 @@ def verify(
 
     from polyp_rt.engines.onnxruntime_backend import OnnxRuntimeEngine
 
-    max_diff, dices = 0.0, list[float]()
+    max_diff, scale, dices = 0.0, 1.0, list[float]()
     with OnnxRuntimeEngine(onnx_path, "cpu") as engine:
         for name, x in verification_inputs(contract, batch).items():
             with torch.inference_mode():
@@ -153,11 +155,12 @@ def verify(
             dice = mask_dice(sigmoid(got) >= contract.threshold, sigmoid(reference) >= contract.threshold)
             log.info("verify on %s input: max |onnx - torch| = %.2e, mask Dice %.5f", name, diff, dice)
             max_diff, dices = max(max_diff, diff), [*dices, dice]
+            scale = max(scale, float(np.abs(reference).max()))
     dice = min(dices)
-    if not fp16 and max_diff > FP32_MAX_ABS_DIFF:
+    if not fp16 and max_diff > FP32_MAX_DIFF * scale:
         raise ModelError(
             f"{onnx_path}: verification failed, ONNX Runtime differs from torch by {max_diff:.2e} "
-            f"(> {FP32_MAX_ABS_DIFF:g}); try another --opset or report the model"
+            f"(> {FP32_MAX_DIFF:g} x {scale:.3g}, the largest logit); try another --opset or report the model"
         )
     if fp16 and dice < FP16_MIN_MASK_DICE:
         raise ModelError(

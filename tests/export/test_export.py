@@ -63,3 +63,21 @@ def test_simplify_without_a_simplifier_says_what_to_install(tiny_run, tmp_path):
         pytest.skip("a simplifier is installed")
     with pytest.raises(PolypRtError, match=r"pip install 'polyp-rt\[simplify\]'"):
         export_onnx(tiny_run / "best.pt", tmp_path / "s.onnx", simplify=True)
+
+
+def test_verification_fails_when_onnx_and_torch_disagree(tiny_onnx, tiny_run):
+    """verify() is the check export runs; here the torch side has slightly different weights."""
+    import torch
+
+    from polyp_rt.engines.errors import ModelError
+    from polyp_rt.engines.models import load_checkpoint
+    from polyp_rt.export.onnx_export import verify
+
+    checkpoint = load_checkpoint(tiny_run / "best.pt")
+    model = checkpoint.build_model().eval()
+    diff, dice = verify(model, tiny_onnx, checkpoint.contract, fp16=False, batch=1)
+    assert diff < 1e-3 and dice == 1.0
+    with torch.no_grad():
+        model.segmentation_head[0].bias += 0.01  # every logit moves by 0.01
+    with pytest.raises(ModelError, match="verification failed, ONNX Runtime differs from torch by 1.0"):
+        verify(model, tiny_onnx, checkpoint.contract, fp16=False, batch=1)
