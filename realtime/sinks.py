@@ -101,12 +101,18 @@ class Display:
     title = "polyp-rt"
 
     def __init__(self) -> None:
-        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        # resizable, aspect kept, no toolbar: the picture is all there is
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         self.paused = False
+        self._size: tuple[int, int] | None = None
 
     def show(self, rgb: np.ndarray | None, wait_ms: int = 1) -> str | None:
         """Shows a frame (None: keep the last one) and returns a key action, if any."""
         if rgb is not None:
+            size = (rgb.shape[1], rgb.shape[0])
+            if size != self._size:  # open at the video's own size (1:1 pixels); the user may resize
+                cv2.resizeWindow(self.title, *size)
+                self._size = size
             cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         key = cv2.waitKey(wait_ms) & 0xFF
         if key in (ord("q"), 27):
