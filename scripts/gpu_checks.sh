@@ -39,8 +39,8 @@ run "$BIN/polyp-rt" export --checkpoint "$OUT/accurate_random.pt" -o "$OUT/accur
 # the GPU ("after"), torch FP16 + CUDA graph
 for preset in fast accurate; do
   for stages in cpu auto; do
-    run "$BIN/polyp-rt" bench --pipeline --source "synthetic:1920x1080@60?loop=120" --model "$OUT/${preset}_random.pt" \
-        --backend torch --device cuda:0 --fp16 --cuda-graph --stages "$stages" --frames 1200 --json \
+    run "$BIN/polyp-rt" bench --pipeline --source "synthetic:1920x1080@60?loop=60" --model "$OUT/${preset}_random.pt" \
+        --backend torch --device cuda:0 --fp16 --cuda-graph --stages "$stages" --frames 900 --json \
         > "$OUT/pipeline_${preset}_${stages}.json"
   done
 done
