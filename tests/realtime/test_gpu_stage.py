@@ -58,8 +58,9 @@ def test_make_stage_keeps_cpu_engines_on_the_cpu_path(tiny_onnx, tiny_run):
         TorchStage(ort)
 
 
-@pytest.mark.gpu
-def test_cuda_path_matches_cpu_path(tiny_run):
+@pytest.fixture
+def cpu_and_cuda_stages(tiny_run):
+    """The same trained model on the CPU path and on the CUDA frame path."""
     import torch
 
     if not torch.cuda.is_available():
@@ -68,38 +69,35 @@ def test_cuda_path_matches_cpu_path(tiny_run):
         open_engine(tiny_run / "best.pt", device="cpu") as cpu_engine,
         open_engine(tiny_run / "best.pt", device="cuda:0") as gpu_engine,
     ):
-        cpu, gpu = CpuStage(cpu_engine), make_stage(gpu_engine)
-        assert isinstance(gpu, TorchStage)
-        for frame in frames(640, 480):
-            gpu.prepare(frame)
-            assert frame.upload is not None
-            a = cpu(Frame(frame.index, 0, 0, frame.rgb)).mask
-            b = gpu(frame)
-            assert np.count_nonzero(a != b.mask) <= 0.001 * a.size  # TF32/cuDNN kernels differ slightly
-            assert set(b.gpu_ms) == {"preprocess", "infer", "postprocess"}
+        gpu = make_stage(gpu_engine)
+        yield CpuStage(cpu_engine), gpu
         gpu.close()
 
 
 @pytest.mark.gpu
-def test_cuda_path_follows_frame_size_changes_with_uploads_in_flight(tiny_run):
+def test_cuda_path_matches_cpu_path(cpu_and_cuda_stages):
+    cpu, gpu = cpu_and_cuda_stages
+    assert isinstance(gpu, TorchStage)
+    for frame in frames(640, 480):
+        gpu.prepare(frame)
+        assert frame.upload is not None
+        a = cpu(Frame(frame.index, 0, 0, frame.rgb)).mask
+        b = gpu(frame)
+        assert np.count_nonzero(a != b.mask) <= 0.001 * a.size  # TF32/cuDNN kernels differ slightly
+        assert set(b.gpu_ms) == {"preprocess", "infer", "postprocess"}
+
+
+@pytest.mark.gpu
+def test_cuda_path_follows_frame_size_changes_with_uploads_in_flight(cpu_and_cuda_stages):
     """A folder of images of different sizes: the capture thread uploads ahead of inference."""
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
-    with (
-        open_engine(tiny_run / "best.pt", device="cpu") as cpu_engine,
-        open_engine(tiny_run / "best.pt", device="cuda:0") as gpu_engine,
-    ):
-        cpu, gpu = CpuStage(cpu_engine), make_stage(gpu_engine)
-        gpu.warm_up(480, 640)
-        sized = [frames(640, 480, 2), frames(333, 251, 2), frames(640, 480, 2)]
-        batch = [f for group in sized for f in group]
-        for frame in batch:  # all uploads started before the first frame is computed
-            gpu.prepare(frame)
-        for frame in batch:
-            a = cpu(Frame(frame.index, 0, 0, frame.rgb)).mask
-            b = gpu(frame)
-            assert b.mask.shape == frame.rgb.shape[:2]
-            assert np.count_nonzero(a != b.mask) <= 0.001 * a.size
-        gpu.close()
+    cpu, gpu = cpu_and_cuda_stages
+    gpu.warm_up(480, 640)
+    sized = [frames(640, 480, 2), frames(333, 251, 2), frames(640, 480, 2)]
+    batch = [f for group in sized for f in group]
+    for frame in batch:  # all uploads started before the first frame is computed
+        gpu.prepare(frame)
+    for frame in batch:
+        a = cpu(Frame(frame.index, 0, 0, frame.rgb)).mask
+        b = gpu(frame)
+        assert b.mask.shape == frame.rgb.shape[:2]
+        assert np.count_nonzero(a != b.mask) <= 0.001 * a.size
