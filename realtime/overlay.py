@@ -74,10 +74,11 @@ def outlines(mask: np.ndarray) -> list[np.ndarray]:
     """Outer contours of a {0,1} mask. Above ~540 lines they are traced on every other row and
     column: the mask is upsampled from model size, so nothing finer is lost, at a quarter the cost."""
     step = max(1, min(mask.shape) // 540)
-    h, w = mask.shape
-    small = cv2.resize(mask, (w // step, h // step), interpolation=cv2.INTER_NEAREST) if step > 1 else mask
-    contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return [c * step for c in contours] if step > 1 else list(contours)
+    if step > 1:
+        h, w = mask.shape
+        mask = cv2.resize(mask, (w // step, h // step), interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c * step for c in contours]
 
 
 class Overlay:

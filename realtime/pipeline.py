@@ -89,10 +89,10 @@ class Pipeline:
     def run(self) -> Outcome:
         """Run until the stream ends or something stops it; sinks are closed by the caller."""
         self._guard(self._warm_up)  # an error here stops the run before any thread starts
+        loops = [] if self.stop.is_set() else [("capture", self._capture), ("infer", self._infer)]
         threads = [
             threading.Thread(target=self._guard, args=(loop,), name=f"polyp-rt {name}", daemon=True)
-            for name, loop in (("capture", self._capture), ("infer", self._infer))
-            if not self.stop.is_set()
+            for name, loop in loops
         ]
         with self._signals_stop_pipeline():
             for thread in threads:
