@@ -78,6 +78,13 @@ def open_engine(
     if device == "cuda":
         device = "cuda:0"
 
+    if fp16 and family != "torch":
+        raise PolypRtError(
+            f"{path}: --fp16 is for the torch backend; a {path.suffix} file's precision is set when it "
+            "is made (`polyp-rt export --fp16`, `polyp-rt build --fp16`)"
+        )
+    if cuda_graph and family == "onnxruntime":
+        raise PolypRtError(f"{path}: --cuda-graph is for the torch and TensorRT backends, not ONNX Runtime")
     if family == "torch":
         from polyp_rt.engines.torch_backend import TorchEngine
 

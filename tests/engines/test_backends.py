@@ -51,6 +51,13 @@ def test_cuda_request_without_gpu_is_one_clear_error(tiny_onnx):
         open_engine(tiny_onnx, device="cuda:0")
 
 
+def test_torch_only_flags_on_an_onnx_model_are_refused_not_ignored(tiny_onnx):
+    with pytest.raises(PolypRtError, match="--fp16 is for the torch backend"):
+        open_engine(tiny_onnx, device="cpu", fp16=True)
+    with pytest.raises(PolypRtError, match="--cuda-graph is for the torch and TensorRT backends"):
+        open_engine(tiny_onnx, device="cpu", cuda_graph=True)
+
+
 def test_truncated_onnx_is_refused(tiny_onnx, tmp_path):
     cut = tmp_path / "cut.onnx"
     data = tiny_onnx.read_bytes()
