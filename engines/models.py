@@ -12,8 +12,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyp_rt.engines.contract import ModelContract
+from polyp_rt.engines.contract import IMAGENET_MEAN, IMAGENET_STD, ModelContract
 from polyp_rt.engines.errors import InputFileError, ModelError, PolypRtError
+from polyp_rt.engines.pretrained import (
+    OFFLINE_IMAGENET,
+    TF_MEAN,
+    TF_STD,
+    load_imagenet,
+    use_tf_padding,
+    uses_tf_padding,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +36,8 @@ class ModelConfig:
     size: int
     decoder_channels: tuple[int, ...]
     encoder_weights: str | None = None
+    # TensorFlow "same" padding for encoders whose weights were made for it (older checkpoints: False)
+    tf_padding: bool = False
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -52,21 +62,41 @@ def model_config(
         raise PolypRtError(
             f"--size {size} is not a multiple of 32, which UNet++ needs; try {size // 32 * 32 or 32}"
         )
+    encoder = encoder or config.encoder
+    if encoder_weights in ("none", ""):
+        encoder_weights = None
     return replace(
         config,
-        encoder=encoder or config.encoder,
+        encoder=encoder,
         size=size or config.size,
         encoder_weights=encoder_weights,
+        tf_padding=uses_tf_padding(encoder),
+    )
+
+
+def contract_for(config: ModelConfig, threshold: float = 0.5) -> ModelContract:
+    """The contract of a new model: its input size and the normalisation its encoder's weights expect."""
+    mean, std = (TF_MEAN, TF_STD) if uses_tf_padding(config.encoder) else (IMAGENET_MEAN, IMAGENET_STD)
+    return ModelContract(
+        height=config.size,
+        width=config.size,
+        mean=mean,
+        std=std,
+        threshold=threshold,
+        preset=config.preset,
+        encoder=config.encoder,
+        decoder_channels=config.decoder_channels,
     )
 
 
 def create_model(config: ModelConfig) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
+    offline = config.encoder_weights == "imagenet" and config.encoder in OFFLINE_IMAGENET
     try:
-        return smp.UnetPlusPlus(
+        model = smp.UnetPlusPlus(
             encoder_name=config.encoder,
-            encoder_weights=config.encoder_weights,
+            encoder_weights=None if offline else config.encoder_weights,
             decoder_channels=list(config.decoder_channels),
             classes=1,
             activation=None,
@@ -80,6 +110,11 @@ def create_model(config: ModelConfig) -> torch.nn.Module:
             f"could not get {config.encoder_weights} weights for {config.encoder} ({exc}); "
             "train from scratch with --encoder-weights none"
         ) from exc
+    if offline:
+        load_imagenet(config.encoder, model.encoder)
+    if config.tf_padding:
+        use_tf_padding(model.encoder)
+    return model
 
 
 def sha256_file(path: str | Path) -> str:

@@ -11,7 +11,7 @@ from polyp_rt.engines.options import option
 @dataclass
 class TrainConfig:
     data: Path | None = option(
-        None, "data folder: Kvasir-SEG, CVC-ClinicDB or train/val/test layout", metavar="DIR", required=True
+        None, "data folder: Kvasir-SEG, CVC-ClinicDB or train/val/test layout", metavar="DIR"
     )
     preset: str = option("cpu", "model preset", choices=("cpu", "fast", "accurate"))
     encoder: str | None = option(
@@ -19,16 +19,27 @@ class TrainConfig:
     )
     size: int | None = option(None, "override the preset's square input size (multiple of 32)")
     encoder_weights: str | None = option(
-        None, "pretrained encoder weights, e.g. imagenet (downloads; default: train from scratch)"
+        None,
+        "imagenet: start the encoder from ImageNet weights (EfficientNet-Lite0/1/2 from the installed "
+        '"polyp-rt[pretrained]" packages, offline; other encoders download); default: random',
     )
     epochs: int = option(25, "epochs")
     batch_size: int = option(8, "images per batch")
-    lr: float = option(1e-3, "Adam learning rate (cosine-annealed to 0)")
+    lr: float = option(1e-3, "Adam learning rate of the decoder (warm-up, then cosine-annealed to 0)")
+    encoder_lr_scale: float = option(
+        0.1, "the encoder's learning rate as a fraction of --lr when it starts from trained weights"
+    )
+    warmup_epochs: float = option(1.0, "epochs of linear learning-rate warm-up")
+    patience: int = option(0, "stop after this many epochs without a better validation Dice (0: never)")
     loss: str = option("bce-dice", "loss", choices=("bce-dice", "focal", "dice"))
     out: Path | None = option(None, "run folder (default: runs/PRESET-TIMESTAMP)", metavar="RUN")
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     seed: int = option(0, "seed for the split, initialisation and augmentation")
-    resume: Path | None = option(None, "continue a run from its last.pt", metavar="RUN/last.pt")
+    resume: Path | None = option(
+        None,
+        "continue a stopped run from its last finished epoch, with its own data and settings",
+        metavar="RUN/last.pt",
+    )
     init: Path | None = option(
         None, "start from this checkpoint's weights and architecture (fine-tuning)", metavar="CKPT.pt"
     )

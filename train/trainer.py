@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,10 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from polyp_rt.engines.contract import ModelContract
 from polyp_rt.engines.errors import PolypRtError
 from polyp_rt.engines.factory import default_device
 from polyp_rt.engines.models import (
+    contract_for,
     create_model,
     load_checkpoint,
     model_config,
@@ -62,6 +63,52 @@ def load_data(config: TrainConfig, split_file: Path | None = None) -> Splits:
     return splits
 
 
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-batch schedule: linear warm-up from 0 over `warmup_steps`, then cosine annealing to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1.0, total_steps - warmup_steps)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# what a resumed run takes from its checkpoint, so the schedule and the data continue unchanged
+RUN_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "encoder_lr_scale",
+    "warmup_epochs",
+    "patience",
+    "loss",
+    "seed",
+    "threshold",
+)
+
+
+def _continue_settings(config: TrainConfig, provenance: dict[str, Any]) -> None:
+    config.data = Path(provenance["data"])
+    saved = provenance.get("config", {})
+    for name in RUN_SETTINGS:
+        if saved.get(name) is not None:
+            setattr(config, name, saved[name])
+    log.info(
+        "resuming with the run's own settings: %s",
+        ", ".join(f"{n}={getattr(config, n)}" for n in RUN_SETTINGS),
+    )
+
+
+def _quiet_worker(_: int) -> None:
+    """Data loader workers do one image at a time; threads inside them only compete for the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run a whole training; returns the summary printed at the end (also in RUN/test_metrics.json)."""
     device = torch.device(config.device or default_device())
@@ -70,6 +117,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
 
+    if config.data is None and config.resume is None:
+        raise PolypRtError("pass --data DIR (or --resume RUN/last.pt to continue a run)")
     if config.resume and config.init:
         raise PolypRtError("--resume continues a run, --init starts a new one from weights: pass one of them")
     resumed = load_checkpoint(config.resume) if config.resume else None
@@ -78,22 +127,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if resumed:
         mconf, contract = resumed.config, resumed.contract
         run = config.resume.parent if config.resume else Path()
-        if config.data is None:
-            config.data = Path(resumed.provenance["data"])
+        _continue_settings(config, resumed.provenance)
         split_file = run / "split.json" if (run / "split.json").is_file() else None
     elif initial:
         mconf, contract = initial.config, initial.contract
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     else:
         mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights)
-        contract = ModelContract(
-            height=mconf.size,
-            width=mconf.size,
-            threshold=config.threshold,
-            preset=mconf.preset,
-            encoder=mconf.encoder,
-            decoder_channels=mconf.decoder_channels,
-        )
+        contract = contract_for(mconf, config.threshold)
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     run.mkdir(parents=True, exist_ok=True)
     if not resumed:
@@ -108,18 +149,33 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ", ".join(f"{len(v)} {k}" for k, v in splits.pairs.items()),
     )
 
-    model = create_model(mconf)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    start_epoch, best_dice = 1, -1.0
+    # a resumed or fine-tuned run takes its weights from the checkpoint, not from a weights package
+    model = create_model(replace(mconf, encoder_weights=None) if resumed or initial else mconf)
+    pretrained = bool(mconf.encoder_weights) or initial is not None
+    encoder_lr = config.lr * (config.encoder_lr_scale if pretrained else 1.0)
+    optimizer = torch.optim.Adam(
+        [
+            {"params": model.encoder.parameters(), "lr": encoder_lr},
+            {
+                "params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")],
+                "lr": config.lr,
+            },
+        ]
+    )
+    start_epoch, best_dice, stale = 1, -1.0, 0
     if initial:
         model.load_state_dict(initial.state_dict)
     if resumed:
         model.load_state_dict(resumed.state_dict)
+        if "T_max" in resumed.extra["scheduler"]:
+            raise PolypRtError(
+                f"{config.resume}: this run was started by an older polyp-rt with another learning-rate "
+                f"schedule; start a new run from its weights with --init {config.resume}"
+            )
         optimizer.load_state_dict(resumed.extra["optimizer"])
-        scheduler.load_state_dict(resumed.extra["scheduler"])
         start_epoch = int(resumed.extra["epoch"]) + 1
         best_dice = float(resumed.extra["best_val_dice"])
+        stale = int(resumed.extra.get("stale_epochs", 0))
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -133,15 +189,29 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "pin_memory": device.type == "cuda",
         "persistent_workers": config.workers > 0,
     }
+    with progress_bar() as bar:
+        task = bar.add_task(
+            f"decoding images at {contract.width}x{contract.height}",
+            total=len(splits.pairs["train"]) + len(splits.pairs["val"]),
+            status="",
+        )
+        train_set, val_set = (
+            SegmentationDataset(splits.pairs[name], contract, name == "train", lambda n: bar.advance(task, n))
+            for name in ("train", "val")
+        )
     train_loader = torch.utils.data.DataLoader(
-        SegmentationDataset(splits.pairs["train"], contract, augment=True),
+        train_set,
         shuffle=True,
-        drop_last=len(splits.pairs["train"]) > config.batch_size,
+        drop_last=len(train_set) > config.batch_size,
+        worker_init_fn=_quiet_worker,
         **loader_args,
     )
-    val_loader = torch.utils.data.DataLoader(
-        SegmentationDataset(splits.pairs["val"], contract, augment=False), shuffle=False, **loader_args
+    val_loader = torch.utils.data.DataLoader(val_set, shuffle=False, **loader_args)
+    scheduler = warmup_cosine(
+        optimizer, len(train_loader) * config.epochs, len(train_loader) * config.warmup_epochs
     )
+    if resumed:
+        scheduler.load_state_dict(resumed.extra["scheduler"])
 
     provenance = {
         "data": str(Path(config.data or "").resolve()),
@@ -152,6 +222,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "device": str(device),
     }
     started = time.monotonic()
+    epochs_run = start_epoch - 1
     with progress_bar() as bar:
         epochs_task = bar.add_task("epochs", total=config.epochs, completed=start_epoch - 1, status="")
         for epoch in range(start_epoch, config.epochs + 1):
@@ -167,10 +238,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                scheduler.step()
                 losses.append(loss.item())
                 bar.update(batches, advance=1, status=f"loss {np.mean(losses):.3f}")
             bar.remove_task(batches)
-            scheduler.step()
 
             val = validate(model, val_loader, loss_fn, device, contract.threshold)
             record = {
@@ -186,11 +257,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 f.write(json.dumps(record) + "\n")
             improved = val["dice"] > best_dice
             best_dice = max(best_dice, val["dice"])
+            stale = 0 if improved else stale + 1
             state = {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
                 "best_val_dice": best_dice,
+                "stale_epochs": stale,
             }
             prov = {**provenance, "epoch": epoch, "val_dice": val["dice"]}
             save_checkpoint(run / "last.pt", model, mconf, contract, prov, state)
@@ -208,12 +281,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 record["seconds"],
             )
             bar.update(epochs_task, advance=1, status=f"best val Dice {best_dice:.3f}")
+            epochs_run = epoch
+            if config.patience and stale >= config.patience:
+                log.info("stopping early: no better validation Dice for %d epochs", stale)
+                break
 
     minutes = (time.monotonic() - started) / 60
     test = test_best(run, splits, config.device or default_device())
     summary = {
         "run": str(run),
         "epochs": config.epochs,
+        "epochs_run": epochs_run,
         "minutes": round(minutes, 1),
         "best_val_dice": best_dice,
         "test": test,

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Encoder candidates for the presets, trained the same way on PolypGen (same data, epochs, seed,
+# machine), one after the other. Resumable: a finished run is skipped, a stopped one resumed.
+#   bash scripts/compare_encoders.sh [DATA] [OUT] [EPOCHS]
+# Results: OUT/NAME/test_metrics.json (PolypGen test, full size) and metrics.jsonl (val per epoch).
+set -euo pipefail
+DATA=${1:-../shared/data/polypgen}
+OUT=${2:-runs/compare}
+EPOCHS=${3:-6}
+BIN=${BIN:-.venv/bin}
+mkdir -p "$OUT"
+candidate() {  # NAME ENCODER SIZE WEIGHTS
+  local run="$OUT/$1"
+  if [ -f "$run/test_metrics.json" ]; then echo "$1: done"; return; fi
+  if [ -f "$run/last.pt" ]; then
+    "$BIN/polyp-rt" train --resume "$run/last.pt" --workers 1
+  else
+    "$BIN/polyp-rt" train --data "$DATA" --preset cpu --encoder "$2" --size "$3" --encoder-weights "$4" \
+      --epochs "$EPOCHS" --seed 0 --workers 1 --out "$run"
+  fi
+}
+candidate lite0-224-imagenet timm-tf_efficientnet_lite0 224 imagenet
+candidate lite0-224-random timm-tf_efficientnet_lite0 224 none
+candidate lite0-256-imagenet timm-tf_efficientnet_lite0 256 imagenet
+candidate mobilenetv2-256-random mobilenet_v2 256 none
+candidate lite1-256-imagenet timm-tf_efficientnet_lite1 256 imagenet
+candidate lite2-256-imagenet timm-tf_efficientnet_lite2 256 imagenet
