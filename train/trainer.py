@@ -102,13 +102,6 @@ def _continue_settings(config: TrainConfig, provenance: dict[str, Any]) -> None:
     )
 
 
-def _quiet_worker(_: int) -> None:
-    """Data loader workers do one image at a time; threads inside them only compete for the cores."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run a whole training; returns the summary printed at the end (also in RUN/test_metrics.json)."""
     device = torch.device(config.device or default_device())
@@ -203,7 +196,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         train_set,
         shuffle=True,
         drop_last=len(train_set) > config.batch_size,
-        worker_init_fn=_quiet_worker,
         **loader_args,
     )
     val_loader = torch.utils.data.DataLoader(val_set, shuffle=False, **loader_args)
