@@ -31,6 +31,7 @@ class ModelContract:
     encoder: str = ""
     decoder_channels: tuple[int, ...] = ()
     checkpoint_sha256: str = ""
+    precision: str = "fp32"  # of the file's weights and arithmetic: fp32, fp16 or int8
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
