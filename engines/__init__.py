@@ -1,8 +1,7 @@
-"""Inference backends behind one interface: `open_engine(path, backend="auto")`."""
+"""The model and its runtimes: the contract, the engine interface, the backends and their registry."""
 
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import PolypRtError
-from polyp_rt.engines.factory import BACKENDS, open_engine
+from polyp_rt.engines.registry import open_engine, read_contract
 
-__all__ = ["BACKENDS", "Engine", "ModelContract", "PolypRtError", "open_engine"]
+__all__ = ["Engine", "ModelContract", "open_engine", "read_contract"]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-from polyp_rt.engines.errors import ModelError
+from polyp_rt.core.errors import ModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,6 +33,7 @@ class ModelContract:
     decoder_channels: tuple[int, ...] = ()
     checkpoint_sha256: str = ""
     precision: str = "fp32"  # of the file's weights and arithmetic: fp32, fp16 or int8
+    tf_padding: bool = False  # the encoder pads as TensorFlow's "same" (the EfficientNet-Lite weights)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,3 +75,28 @@ class ModelContract:
                 "export the model with `polyp-rt export` so input size and normalisation travel with it"
             )
         return cls.from_dict(values, source)
+
+
+def contract_from_onnx(path: Path) -> ModelContract:
+    """The contract in an ONNX file's metadata_props, read with ONNX Runtime (no `onnx` package needed)."""
+    import onnxruntime as ort
+
+    if path.is_file() and path.stat().st_size == 0:
+        raise ModelError(
+            f"{path}: the file is empty (0 bytes); export the model again with `polyp-rt export`"
+        )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own InvalidProtobuf, Fail, ... types
+        raise ModelError(
+            f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:160]}); is the file complete?"
+        ) from exc
+    return contract_from_session(session, path)
+
+
+def contract_from_session(session: Any, path: Path) -> ModelContract:
+    """The contract in the metadata of an open onnxruntime.InferenceSession."""
+    return ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, str(path))

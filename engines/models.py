@@ -1,19 +1,16 @@
-"""UNet++ presets, the model factory and the checkpoint format.
+"""UNet++ presets and the model factory.
 
-This lives on the ground floor because the torch backend must rebuild the model
-from a checkpoint; training imports it from here.
+This lives on the ground floor because the torch backend rebuilds the model from a
+checkpoint's contract; training imports it from here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from polyp_rt.core.errors import ModelError, PolypRtError
 from polyp_rt.engines.contract import IMAGENET_MEAN, IMAGENET_STD, ModelContract
-from polyp_rt.engines.errors import InputFileError, ModelError, PolypRtError
 from polyp_rt.engines.pretrained import (
     OFFLINE_IMAGENET,
     TF_MEAN,
@@ -25,8 +22,6 @@ from polyp_rt.engines.pretrained import (
 
 if TYPE_CHECKING:
     import torch
-
-CHECKPOINT_FORMAT = "polyp-rt-checkpoint/1"
 
 
 @dataclass(frozen=True)
@@ -86,6 +81,21 @@ def contract_for(config: ModelConfig, threshold: float = 0.5) -> ModelContract:
         preset=config.preset,
         encoder=config.encoder,
         decoder_channels=config.decoder_channels,
+        tf_padding=config.tf_padding,
+    )
+
+
+def config_from_contract(contract: ModelContract) -> ModelConfig:
+    """The architecture a contract describes (every model file carries one)."""
+    if not contract.encoder or not contract.decoder_channels:
+        raise ModelError("the model's contract does not name its encoder and decoder; re-export it")
+    return ModelConfig(
+        contract.preset,
+        contract.encoder,
+        contract.height,
+        contract.decoder_channels,
+        None,
+        contract.tf_padding,
     )
 
 
@@ -115,86 +125,3 @@ def create_model(config: ModelConfig) -> torch.nn.Module:
     if config.tf_padding:
         use_tf_padding(model.encoder)
     return model
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: torch.nn.Module,
-    config: ModelConfig,
-    contract: ModelContract,
-    provenance: dict[str, Any],
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Write a checkpoint; `extra` holds resumable state (optimizer, scheduler, epoch)."""
-    import torch
-
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "state_dict": state,
-            "model": asdict(config),
-            "contract": contract.to_dict(),
-            "provenance": provenance,
-            **(extra or {}),
-        },
-        path,
-    )
-
-
-@dataclass
-class Checkpoint:
-    path: Path
-    config: ModelConfig
-    contract: ModelContract
-    state_dict: dict[str, Any]
-    provenance: dict[str, Any]
-    extra: dict[str, Any]
-
-    def build_model(self) -> torch.nn.Module:
-        model = create_model(replace(self.config, encoder_weights=None))
-        try:
-            model.load_state_dict(self.state_dict)
-        except RuntimeError as exc:
-            raise ModelError(
-                f"{self.path}: weights do not fit the {self.config.encoder} UNet++ it names "
-                f"({str(exc).splitlines()[0]})"
-            ) from exc
-        return model.eval()
-
-
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelError(
-            f"{path}: refused to load, it holds Python objects beyond tensors and plain data "
-            "(torch weights_only=True); only load checkpoints written by `polyp-rt train`"
-        ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"{path}: not a readable torch checkpoint ({exc}); is the file complete?") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(
-            f"{path}: not a polyp-rt checkpoint (no '{CHECKPOINT_FORMAT}' format tag); "
-            "use a checkpoint written by `polyp-rt train`"
-        )
-    model = dict(data["model"])
-    model["decoder_channels"] = tuple(model["decoder_channels"])
-    contract = ModelContract.from_dict(data["contract"], str(path))
-    extra = {
-        k: v for k, v in data.items() if k not in ("format", "state_dict", "model", "contract", "provenance")
-    }
-    return Checkpoint(path, ModelConfig(**model), contract, data["state_dict"], data["provenance"], extra)

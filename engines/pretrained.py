@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polyp_rt.engines.errors import BackendUnavailable, ModelError
+from polyp_rt.core.errors import BackendUnavailable, ModelError
 
 if TYPE_CHECKING:
     import torch

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from polyp_rt.engines.errors import ModelError
+from polyp_rt.core.errors import ModelError
 
 SIDECAR_SUFFIX = ".json"
 REQUIRED_FIELDS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from polyp_rt.engines.options import option
+from polyp_rt.core.options import option
 
 
 @dataclass

@@ -21,10 +21,10 @@ import numpy as np
 if TYPE_CHECKING:
     import onnx
 
+from polyp_rt.core.errors import ModelError, PolypRtError
+from polyp_rt.engines.checkpoint import load_checkpoint, sha256_file
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import ModelError, PolypRtError
 from polyp_rt.engines.imaging import preprocess, sigmoid
-from polyp_rt.engines.models import load_checkpoint, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class ExportReport:
 
 def verification_inputs(contract: ModelContract, batch: int) -> dict[str, np.ndarray]:
     """A random batch and a batch of synthetic colonoscopy frames, normalised as the contract says."""
-    from polyp_rt.train.synthetic import synth_image
+    from polyp_rt.train.scenes import synth_image
 
     rng = np.random.default_rng(0)
     random = rng.standard_normal((batch, 3, contract.height, contract.width)).astype(np.float32)
@@ -139,7 +139,7 @@ def verify(
     """(max abs logit difference, mask Dice) of ONNX Runtime CPU against torch FP32."""
     import torch
 
-    from polyp_rt.engines.onnxruntime_backend import OnnxRuntimeEngine
+    from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
 
     max_diff, scale, dices = 0.0, 1.0, list[float]()
     with OnnxRuntimeEngine(onnx_path, "cpu") as engine:

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import InputFileError, ModelError, PolypRtError
-from polyp_rt.engines.models import sha256_file
+from polyp_rt.core.errors import InputFileError, ModelError, PolypRtError
+from polyp_rt.engines.backends.tensorrt_backend import gpu_identity, require_cuda, require_tensorrt
+from polyp_rt.engines.checkpoint import sha256_file
+from polyp_rt.engines.contract import contract_from_onnx
 from polyp_rt.engines.sidecar import sidecar_path, write_sidecar
-from polyp_rt.engines.tensorrt_backend import gpu_identity, require_cuda, require_tensorrt
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -32,18 +32,6 @@ Progress = Callable[[str, float], None]
 
 # Shares of the whole run: parsing is quick, building is nearly all of it.
 PARSED, BUILT = 0.05, 0.95
-
-
-def read_contract(onnx_path: Path) -> ModelContract:
-    """The polyp-rt model contract from the ONNX file's metadata_props."""
-    import onnx
-
-    try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError...
-        raise ModelError(f"{onnx_path}: not a readable ONNX file ({exc})") from exc
-    meta = {p.key: p.value for p in model.metadata_props}
-    return ModelContract.from_metadata(meta, str(onnx_path))
 
 
 def _monitor(progress: Progress) -> trt.IProgressMonitor:
@@ -133,7 +121,7 @@ def build_engine(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     report = progress or (lambda phase, fraction: None)
     report("parsing ONNX", 0.0)
-    contract = read_contract(onnx_path)
+    contract = contract_from_onnx(Path(onnx_path))
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = _parse(builder, onnx_path, logger)

@@ -1,1 +1,1 @@
-"""Live capture -> infer -> overlay loop and the command line."""
+"""The live loop: sources, the inference stage, overlay, sinks, recorder, statistics, and their wiring."""

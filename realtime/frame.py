@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -13,18 +14,40 @@ def now_ns() -> int:
     return time.monotonic_ns()
 
 
+class Stamp(Enum):
+    """When a frame finished each step, in the order a frame passes them.
+
+    The latency of a stage runs from the previous stamp to its own (see realtime/stats.py).
+    """
+
+    CAPTURED = "captured"  # the source handed it over
+    DEQUEUED = "dequeued"  # the inference thread took it from the capture queue
+    PREPROCESSED = "preprocessed"
+    INFERRED = "inferred"
+    POSTPROCESSED = "postprocessed"
+    OVERLAID = "overlaid"  # annotated picture ready for the sinks and the window
+
+
+GPU_STEPS = ("preprocess", "infer", "postprocess")  # CUDA-event times on the GPU frame path
+
+
 @dataclass
 class Frame:
     index: int  # position in the source (file frame number, or count since the camera opened)
     pts_s: float  # source presentation time, seconds
     t_capture_ns: int  # monotonic time the frame was captured
     rgb: np.ndarray  # uint8 HxWx3, RGB
-    stamps: dict[str, int] = field(default_factory=dict)  # stage -> monotonic ns when it finished
+    stamps: dict[Stamp, int] = field(default_factory=dict)  # monotonic ns each step finished
     mask: np.ndarray | None = None  # uint8 HxW {0,1}
+    max_prob: float = 0.0  # highest polyp probability in the frame
     blended: np.ndarray | None = None  # RGB with the mask tint already applied (GPU path)
     overlay: np.ndarray | None = None  # what is shown and recorded
+    polyp: bool = False  # the presence indicator's state after this frame
     gpu_ms: dict[str, float] = field(default_factory=dict)  # GPU path: CUDA-event time per step
     upload: Any = None  # GPU path: the frame's device copy, started by the capture thread
 
-    def stamp(self, stage: str) -> None:
-        self.stamps[stage] = now_ns()
+    def __post_init__(self) -> None:
+        self.stamps[Stamp.CAPTURED] = self.t_capture_ns
+
+    def stamp(self, step: Stamp) -> None:
+        self.stamps[step] = now_ns()

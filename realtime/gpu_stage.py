@@ -23,10 +23,8 @@ import torch.nn.functional as F
 
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.imaging import logit
-from polyp_rt.realtime.frame import Frame
-from polyp_rt.realtime.stages import InferenceStage
-
-GPU_STEPS = ("preprocess", "infer", "postprocess")
+from polyp_rt.realtime.frame import GPU_STEPS, Frame, Stamp
+from polyp_rt.realtime.stage import InferenceStage
 
 
 @dataclass
@@ -66,13 +64,12 @@ class TorchStage(InferenceStage):
         in_flight: int = 6,
     ) -> None:
         super().__init__(engine, threshold, smoothing)
-        infer_device = getattr(engine, "infer_device", None)
-        if infer_device is None:
+        if not engine.device_tensors:
             raise TypeError(f"{engine.name} engines take numpy batches only; use CpuStage")
-        self._infer_device = infer_device
+        self._infer_device = engine.infer_device
         self.device = torch.device(engine.device)
         self.cuda = self.device.type == "cuda"
-        self.stream = getattr(engine, "stream", None) if self.cuda else None
+        self.stream = engine.stream if self.cuda else None
         if self.cuda and self.stream is None:
             self.stream = torch.cuda.Stream(self.device)
         self.upload_stream = torch.cuda.Stream(self.device) if self.cuda else None
@@ -85,7 +82,7 @@ class TorchStage(InferenceStage):
         self.alpha = alpha
         self.in_flight = in_flight
         self._pool: SlotPool | None = None
-        self._outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._next_output = 0
         self._previous: torch.Tensor | None = None
         self._area: tuple[tuple[int, int], torch.Tensor, torch.Tensor] | None = None
@@ -126,21 +123,23 @@ class TorchStage(InferenceStage):
             self._record(events, 0)
             rgb = self._on_device(frame)
             x = self.preprocess(rgb)
-            frame.stamp("preprocessed")
+            frame.stamp(Stamp.PREPROCESSED)
             self._record(events, 1)
             logits = self._infer_device(x)
-            frame.stamp("inferred")
+            frame.stamp(Stamp.INFERRED)
             self._record(events, 2)
-            mask, blended = self.postprocess(logits, rgb)
-            host_mask, host_blend = self._output_buffers(h, w)
+            mask, blended, peak = self.postprocess(logits, rgb)
+            host_mask, host_blend, host_peak = self._output_buffers(h, w)
             host_mask.copy_(mask, non_blocking=self.cuda)
             host_blend.copy_(blended, non_blocking=self.cuda)
+            host_peak.copy_(peak, non_blocking=self.cuda)
             self._record(events, 3)
         if self.cuda:
             events[3].synchronize()
             frame.gpu_ms = {step: events[i].elapsed_time(events[i + 1]) for i, step in enumerate(GPU_STEPS)}
         frame.mask, frame.blended = host_mask.numpy(), host_blend.numpy()
-        frame.stamp("postprocessed")
+        frame.max_prob = float(host_peak[0])
+        frame.stamp(Stamp.POSTPROCESSED)
         return frame
 
     def preprocess(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -168,8 +167,10 @@ class TorchStage(InferenceStage):
             self._area = ((frame_h, frame_w), rows, cols)
         return self._area[1], self._area[2]
 
-    def postprocess(self, logits: torch.Tensor, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits at model size -> (uint8 {0,1} mask HxW, tinted uint8 frame HxWx3) at frame size."""
+    def postprocess(
+        self, logits: torch.Tensor, rgb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits at model size -> (uint8 {0,1} mask HxW, tinted uint8 frame HxWx3, [max probability])."""
         logits = logits.float()
         if self.smoothing > 0:
             prob = torch.sigmoid(logits)
@@ -177,13 +178,14 @@ class TorchStage(InferenceStage):
                 prob = self.smoothing * self._previous + (1 - self.smoothing) * prob
             self._previous = prob
             logits = torch.logit(prob.clamp(1e-6, 1 - 1e-6))
+        peak = torch.sigmoid(logits.amax()).reshape(1)
         h, w = rgb.shape[:2]
         if logits.shape[-2:] != (h, w):
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         mask = logits[0, 0] >= self.cutoff
         tinted = (rgb.float() * (1 - self.alpha) + self.color * self.alpha).round_().to(torch.uint8)
         blended = torch.where(mask.unsqueeze(-1), tinted, rgb)
-        return mask.to(torch.uint8), blended
+        return mask.to(torch.uint8), blended, peak
 
     # -------------------------------------------------------- buffers
 
@@ -200,11 +202,14 @@ class TorchStage(InferenceStage):
             self._pool = SlotPool(self.in_flight, shape, self.device)
         return self._pool
 
-    def _output_buffers(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A ring of host buffers: a frame's mask and tint stay valid while `in_flight` newer frames pass."""
+    def _output_buffers(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A ring of host buffers: a frame's outputs stay valid while `in_flight` newer frames pass."""
         if not self._outputs or tuple(self._outputs[0][0].shape) != (h, w):
             pin = self.cuda
-            self._outputs = [(_empty((h, w), pin), _empty((h, w, 3), pin)) for _ in range(self.in_flight)]
+            self._outputs = [
+                (_empty((h, w), pin), _empty((h, w, 3), pin), _empty((1,), pin, torch.float32))
+                for _ in range(self.in_flight)
+            ]
         out = self._outputs[self._next_output]
         self._next_output = (self._next_output + 1) % len(self._outputs)
         return out
@@ -232,6 +237,6 @@ def area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return (overlap / scale).astype(np.float32)
 
 
-def _empty(shape: tuple[int, ...], pinned: bool) -> torch.Tensor:
-    tensor = torch.empty(shape, dtype=torch.uint8)
+def _empty(shape: tuple[int, ...], pinned: bool, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    tensor = torch.empty(shape, dtype=dtype)
     return tensor.pin_memory() if pinned else tensor

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.core.errors import PolypRtError
 from polyp_rt.realtime.config import OverlayConfig
+from polyp_rt.realtime.frame import Frame
 
 INDICATOR_ON = (255, 200, 0)  # amber, RGB
 
@@ -62,10 +63,9 @@ def tint(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: 
     if alpha <= 0 or w == 0:
         return out
     box = (slice(y, y + h), slice(x, x + w))  # blend only around the polyp: a fraction of a full-HD frame
-    solid = np.empty((h, w * 3), np.uint8)
-    solid[:] = np.tile(np.asarray(color, np.uint8), w)  # row by row: 40x faster than a 3-value fill
-    solid = solid.reshape(h, w, 3)
-    blended = cv2.addWeighted(rgb[box], 1.0 - alpha, solid, alpha, 0.0)
+    rows = np.empty((h, w * 3), np.uint8)
+    rows[:] = np.tile(np.asarray(color, np.uint8), w)  # row by row: 40x faster than a 3-value fill
+    blended = cv2.addWeighted(rgb[box], 1.0 - alpha, rows.reshape(h, w, 3), alpha, 0.0)
     cv2.copyTo(blended, mask[box], out[box])  # writes into the view, so into `out`
     return out
 
@@ -89,12 +89,24 @@ class Overlay:
         self.show_mask = config.mask_alpha > 0
         self.show_contours = config.contours
 
-    def draw(
-        self, rgb: np.ndarray, mask: np.ndarray, hud: Hud, blended: np.ndarray | None = None
-    ) -> np.ndarray:
-        """The annotated frame. `blended` is the frame's own copy already tinted on the GPU, if any:
-        it is drawn on in place (a full-HD copy costs a millisecond)."""
-        present = self.presence.update(cv2.countNonZero(mask) >= self.config.min_area * mask.size)
+    def draw(self, frame: Frame, hud: Hud) -> None:
+        """Set frame.overlay (the annotated picture) and frame.polyp (the indicator after this frame).
+
+        A frame tinted on the GPU (`frame.blended`) is drawn on in place: a full-HD copy costs a
+        millisecond.
+        """
+        assert frame.mask is not None
+        mask = frame.mask
+        frame.polyp = self.presence.update(cv2.countNonZero(mask) >= self.config.min_area * mask.size)
+        frame.overlay = self._picture(frame, frame.blended, hud, frame.polyp)
+
+    def redraw(self, frame: Frame, hud: Hud) -> np.ndarray:
+        """A drawn frame again with a new HUD (a status while no frame comes); the indicator stays."""
+        return self._picture(frame, None, hud, frame.polyp)
+
+    def _picture(self, frame: Frame, blended: np.ndarray | None, hud: Hud, present: bool) -> np.ndarray:
+        rgb, mask = frame.rgb, frame.mask
+        assert mask is not None
         if not self.show_mask:
             out = rgb.copy()
         elif blended is not None:

@@ -14,17 +14,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
-from polyp_rt.engines.errors import SourceError
-from polyp_rt.realtime.frame import Frame
+from polyp_rt.core.errors import SourceError
+from polyp_rt.realtime.config import RunConfig
+from polyp_rt.realtime.frame import Frame, Stamp
 from polyp_rt.realtime.overlay import Hud, Overlay
 from polyp_rt.realtime.queues import EndOfStream, FrameQueue, Stopped
 from polyp_rt.realtime.sinks import Display, Sink
 from polyp_rt.realtime.sources import Source
-from polyp_rt.realtime.stages import InferenceStage
+from polyp_rt.realtime.stage import InferenceStage
 from polyp_rt.realtime.stats import LatencyStats
 
 log = logging.getLogger(__name__)
@@ -32,15 +34,7 @@ log = logging.getLogger(__name__)
 EXIT_CODES = {"end of stream": 0, "quit": 0, "max frames": 0, "interrupted": 130, "terminated": 143}
 JOIN_TIMEOUT_S = 10.0
 IDLE_S = 0.25  # no frame for this long: keep the window responsive and show the status
-
-
-@dataclass
-class PipelineOptions:
-    queue_size: int = 1
-    max_frames: int | None = None
-    reconnects: int = 3
-    backoff_s: float = 0.5  # doubles on each attempt
-    backend_label: str = ""
+BACKOFF_S = 0.5  # before the first reconnect; doubles on each attempt
 
 
 @dataclass
@@ -57,20 +51,27 @@ class Outcome:
 
 
 class Pipeline:
+    """The operators `compose()` built, run by two threads and the caller's; closing it closes them."""
+
     def __init__(
         self,
         source: Source,
         stage: InferenceStage,
         overlay: Overlay,
         sinks: list[Sink],
+        config: RunConfig,
+        *,
         display: Display | None = None,
-        options: PipelineOptions | None = None,
+        label: str = "",
         on_frame: Callable[[LatencyStats, str], None] | None = None,
+        resources: ExitStack | None = None,
     ) -> None:
         self.source, self.stage, self.overlay = source, stage, overlay
         self.sinks, self.display = sinks, display
-        self.options = options or PipelineOptions()
+        self.config = config
+        self.label = label  # backend and device, for the HUD
         self.on_frame = on_frame  # live status line
+        self.resources = resources or ExitStack()  # closes sinks, stage and source, in that order
         self.stop = threading.Event()
         self.stats = LatencyStats()
         self.status = ""  # e.g. "reconnecting 1/3": on the HUD and the status line
@@ -81,8 +82,19 @@ class Pipeline:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         live = source.live
-        self.captured: FrameQueue[Frame] = FrameQueue(self.options.queue_size, live, self.stop)
-        self.inferred: FrameQueue[Frame] = FrameQueue(self.options.queue_size, live, self.stop)
+        self.captured: FrameQueue[Frame] = FrameQueue(config.queue_size, live, self.stop)
+        self.inferred: FrameQueue[Frame] = FrameQueue(config.queue_size, live, self.stop)
+
+    def close(self) -> None:
+        self.resources.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # ------------------------------------------------------------ wiring
 
@@ -135,7 +147,7 @@ class Pipeline:
 
     def _capture(self) -> None:
         attempts = 0
-        max_frames = self.options.max_frames
+        max_frames = self.config.max_frames
         while not self.stop.is_set():
             try:
                 frame = self.source.read()
@@ -162,13 +174,13 @@ class Pipeline:
 
         Raises SourceError once `reconnects` attempts in a row have not brought frames back.
         """
-        n = self.options.reconnects
+        n = self.config.capture.reconnects
         while attempts < n:
             attempts += 1
             self.status = f"reconnecting {attempts}/{n}"
             self._event(f"{cause}; reconnecting ({attempts}/{n})")
             self.source.close()
-            if self.stop.wait(self.options.backoff_s * 2 ** (attempts - 1)):
+            if self.stop.wait(BACKOFF_S * 2 ** (attempts - 1)):
                 return attempts
             try:
                 self.source.open()
@@ -183,7 +195,7 @@ class Pipeline:
         try:
             while True:
                 frame = self.captured.get()
-                frame.stamp("dequeued")
+                frame.stamp(Stamp.DEQUEUED)
                 self.inferred.put(self.stage(frame))
         except EndOfStream:
             self.inferred.close()
@@ -205,21 +217,34 @@ class Pipeline:
                 return
             if self.stop.is_set():
                 return
-            assert frame.mask is not None
             arrivals.append(time.monotonic())
             fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
-            e2e = sorted(self.stats.recent_e2e(30))
-            hud = Hud(fps, e2e[len(e2e) // 2] if e2e else 0.0, self.options.backend_label, self.status)
-            frame.overlay = self.overlay.draw(frame.rgb, frame.mask, hud, frame.blended)
-            frame.stamp("overlaid")
-            self._last, self._shown_status = frame, self.status
-            self.stats.add(frame)
-            for sink in self.sinks:
-                sink.write(frame)
+            self._finish(frame, Hud(fps, self.stats.recent_e2e_percentile(50, 30), self.label, self.status))
             if self.display:  # paused live view: frozen picture, recording goes on
                 self._on_key(self.display.show(None if self.display.paused else frame.overlay))
             if self.on_frame:
                 self.on_frame(self.stats, self.status)
+
+    def _finish(self, frame: Frame, hud: Hud) -> None:
+        """Draw the frame, count it and hand it to the sinks."""
+        self.overlay.draw(frame, hud)
+        frame.stamp(Stamp.OVERLAID)
+        self._last, self._shown_status = frame, self.status
+        self.stats.add(frame)
+        for sink in self.sinks:
+            sink.write(frame)
+
+    def run_sequential(self, frames: int) -> float:
+        """The same operators in one thread, no queues: frames per second (the threading baseline)."""
+        self.stage.warm_up(self.source.height, self.source.width)
+        started, done = time.perf_counter(), 0
+        while done < frames:
+            frame = self.source.read()
+            if frame is None:
+                break
+            self._finish(self.stage(frame), Hud(backend=self.label))
+            done += 1
+        return done / (time.perf_counter() - started)
 
     def _idle(self) -> None:
         """No frame for a while (a live source reconnecting): pump the window, show the status."""
@@ -228,8 +253,7 @@ class Pipeline:
         if self.display:
             picture = None
             if changed and self._last is not None and self._last.mask is not None:
-                hud = Hud(0.0, 0.0, self.options.backend_label, self.status)
-                picture = self.overlay.draw(self._last.rgb, self._last.mask, hud)  # blended has a HUD already
+                picture = self.overlay.redraw(self._last, Hud(0.0, 0.0, self.label, self.status))
             self._on_key(self.display.show(picture))
         if changed and self.on_frame:
             self.on_frame(self.stats, self.status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -68,10 +69,12 @@ class FrameQueue(Generic[T]):
 
     def wait(self, timeout: float) -> bool:
         """True once `get` would not block (an item, the end or stop); False after `timeout` seconds."""
+        return self.wait_for(lambda: bool(self._items) or self._closed or self._stop.is_set(), timeout)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` (about this queue: its length, drops) holds; False after `timeout` s."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: bool(self._items) or self._closed or self._stop.is_set(), timeout
-            )
+            return self._cond.wait_for(predicate, timeout)
 
     def drain(self) -> list[T]:
         with self._cond:

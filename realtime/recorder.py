@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polyp_rt.engines.errors import RecorderError
+from polyp_rt.core.errors import RecorderError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ CONTAINER_OPTIONS = {
     ".mov": {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "200000"},
     ".mkv": {"cluster_time_limit": "200"},
 }
-ENCODERS = (  # best first: name, options
+ENCODERS: tuple[tuple[str, dict[str, str]], ...] = (  # best first: name, options
     ("libx264", {"preset": "veryfast", "tune": "zerolatency", "crf": "20"}),
     ("h264", {}),
     ("libopenh264", {}),
@@ -74,7 +74,9 @@ class Recorder:
             raise RecorderError(f"{self.path}: cannot create the recording ({exc})") from exc
         rate = Fraction(self.fps).limit_denominator(1001)
         gop = str(max(1, round(self.fps)))
-        self._stream = self._container.add_stream(codec, rate=rate, options={**codec_options, "g": gop})
+        self._stream: av.VideoStream = self._container.add_stream(  # type: ignore[assignment]
+            codec, rate=rate, options={**codec_options, "g": gop}
+        )
         self._stream.width, self._stream.height = self.width, self.height
         self._stream.pix_fmt = "yuv420p"
         self._stream.codec_context.time_base = TIME_BASE

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from polyp_rt.engines.errors import InputFileError, RecorderError
+from polyp_rt.core.errors import InputFileError, RecorderError
 from polyp_rt.realtime.frame import Frame
 from polyp_rt.realtime.recorder import Recorder
 
@@ -25,6 +25,10 @@ class Sink:
     def close(self) -> None:
         pass
 
+    def summary(self) -> dict[str, object]:
+        """What it wrote, for the report and the stats JSON, under its own key."""
+        return {}
+
 
 class RecordingSink(Sink):
     def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
@@ -37,6 +41,10 @@ class RecordingSink(Sink):
 
     def close(self) -> None:
         self.recorder.close()
+
+    def summary(self) -> dict[str, object]:
+        r = self.recorder
+        return {"recording": {"path": str(self.path), "frames": r.frames_written, "codec": r.codec}}
 
 
 class MaskWriter(Sink):
@@ -64,6 +72,9 @@ class MaskWriter(Sink):
             ) from exc
         self.written += 1
 
+    def summary(self) -> dict[str, object]:
+        return {"masks": {"folder": str(self.folder), "written": self.written}}
+
 
 class TruthScorer(Sink):
     """Scores each predicted mask against `folder/<index>.png` (as `synth --video` writes them)."""
@@ -88,7 +99,9 @@ class TruthScorer(Sink):
         self.metrics.add(frame.mask, read_mask(path))
 
     def summary(self) -> dict[str, object]:
-        return {**self.metrics.summary(), "missing_truth": self.missing}
+        return {
+            "truth": {**self.metrics.summary(), "folder": str(self.folder), "missing_truth": self.missing}
+        }
 
 
 def display_available() -> bool:

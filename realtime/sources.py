@@ -12,33 +12,25 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
 
-from polyp_rt.engines.errors import InputFileError, SourceError
+from polyp_rt.core.errors import InputFileError, SourceError
+from polyp_rt.core.files import IMAGE_SUFFIXES, image_files
+from polyp_rt.realtime.config import CaptureConfig
 from polyp_rt.realtime.frame import Frame, now_ns
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 
 
 class SourceStalled(SourceError):
     """A live source delivered no frame within the stall timeout."""
-
-
-@dataclass
-class SourceOptions:
-    realtime: bool = False  # play files at their own rate
-    width: int | None = None  # camera requests
-    height: int | None = None
-    fps: float | None = None
-    fourcc: str | None = None
-    stall_timeout: float = 2.0
 
 
 class Source(ABC):
@@ -87,13 +79,13 @@ class VideoFileSource(Source):
     # tolerated gap between the frames a header announces and those decoded
     SHORT_FRAMES, SHORT_FRACTION = 2, 0.05
 
-    def __init__(self, path: Path, options: SourceOptions) -> None:
+    def __init__(self, path: Path, options: CaptureConfig) -> None:
         super().__init__()
         self.path = path
         self.name = str(path)
         self.realtime = options.realtime
         self.description = f"file {path.name}"
-        self._container = None
+        self._container: Any = None
         self._ended_by: Exception | None = None  # the demuxer error that ended the stream, if any
 
     def open(self) -> None:
@@ -201,7 +193,7 @@ class StreamSource(VideoFileSource):
 
     live = True
 
-    def __init__(self, url: str, options: SourceOptions) -> None:
+    def __init__(self, url: str, options: CaptureConfig) -> None:
         super().__init__(Path(url), options)
         self.url = self.name = url
         self.realtime = False
@@ -258,12 +250,12 @@ class CameraSource(Source):
 
     live = True
 
-    def __init__(self, device: int | str, options: SourceOptions) -> None:
+    def __init__(self, device: int | str, options: CaptureConfig) -> None:
         super().__init__()
         self.device = device
         self.options = options
         self.description = f"camera {device}"
-        self._cap = None
+        self._cap: Any = None
 
     def open(self) -> None:
         import cv2
@@ -279,7 +271,7 @@ class CameraSource(Source):
             )
         o = self.options
         if o.fourcc:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*o.fourcc[:4].ljust(4)))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*o.fourcc[:4].ljust(4)))
         if o.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, o.width)
         if o.height:
@@ -317,16 +309,16 @@ class CameraSource(Source):
 class ImageFolderSource(Source):
     """A folder of images in sorted order; an unreadable image is skipped and counted."""
 
-    def __init__(self, folder: Path, options: SourceOptions) -> None:
+    def __init__(self, folder: Path, options: CaptureConfig) -> None:
         super().__init__()
         self.folder = folder
         self.fps = options.fps or 30.0
         self.description = f"images in {folder}"
 
     def open(self) -> None:
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        self.files = image_files(self.folder)
         if not self.files:
-            raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)}) in this folder")
+            raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         self._next = 0
         first = self._load(self.files[0])
         if first is None:
@@ -360,18 +352,15 @@ SYNTHETIC = re.compile(r"^synthetic:(?:(\d+)x(\d+))?(?:@([\d.]+))?(?:\?(.*))?$")
 
 
 class SyntheticSource(Source):
-    """`synthetic:WxH@FPS[?seed=K&loop=N&stall_at=N&stall_s=S&fail_at=N&faults=C&gone_at=N]`: a live scene.
+    """`synthetic:WxH@FPS[?seed=K&loop=N]`: a live colonoscopy-like scene, paced at FPS like a camera.
 
-    Paced at FPS like a camera. loop=N renders N frames once and cycles through them, so a
-    benchmark at 1080p60 does not depend on how fast the scene generator is. stall_at/fail_at inject faults (a stall of S seconds,
-    or a lost device) after N frames of each of the first C connections (default:
-    every connection), for testing reconnects. gone_at=N: the device is unplugged for
-    good after N frames in all (reads and reopening fail).
+    loop=N renders N frames once and cycles through them, so a benchmark at 1080p60 does
+    not depend on how fast the scene generator is.
     """
 
     live = True
 
-    def __init__(self, spec: str, options: SourceOptions) -> None:
+    def __init__(self, spec: str, options: CaptureConfig) -> None:
         super().__init__()
         match = SYNTHETIC.match(spec)
         if not match:
@@ -381,73 +370,61 @@ class SyntheticSource(Source):
         w, h, fps, query = match.groups()
         self.width, self.height = int(w or 640), int(h or 480)
         self.fps = float(fps or options.fps or 30.0)
-        params = {k: v[-1] for k, v in parse_qs(query or "").items()}
-        self.seed = int(params.get("seed", 0))
-        self.loop = int(params.get("loop", 0))
+        self.params = {k: v[-1] for k, v in parse_qs(query or "").items()}
+        self.seed = self.int_param("seed", 0)
+        self.loop = self.int_param("loop", 0)
         self._rendered: list[np.ndarray] = []
-        self.stall_at = int(params["stall_at"]) if "stall_at" in params else None
-        self.stall_s = float(params.get("stall_s", 3600))
-        self.fail_at = int(params["fail_at"]) if "fail_at" in params else None
-        self.faulty_connections = int(params.get("faults", 1 << 30))
-        self.gone_at = int(params["gone_at"]) if "gone_at" in params else None
-        self.connections = 0
         self.stall_timeout = options.stall_timeout
         self.description = f"synthetic {self.width}x{self.height}@{self.fps:g}"
-        self._connection_frames = 0
         self._next_t: float | None = None
 
-    def open(self) -> None:
-        from polyp_rt.train.synthetic import SyntheticClip
+    def int_param(self, name: str, default: int) -> int:
+        try:
+            return int(self.params.get(name, default))
+        except ValueError as exc:
+            raise SourceError(
+                f"synthetic source: {name}={self.params[name]!r} is not a whole number"
+            ) from exc
 
-        if self._gone():
-            raise SourceError("synthetic source: cannot open the device (unplugged)")
+    def open(self) -> None:
+        from polyp_rt.train.scenes import SyntheticClip
+
         self.clip = SyntheticClip(self.width, self.height, seed=self.seed, fps=self.fps)
         if self.loop and not self._rendered:
             self._rendered = [self.clip.frame(i)[0] for i in range(self.loop)]
-        self.connections += 1
-        self._connection_frames = 0
         self._next_t = None
 
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
-        if self._gone():
-            raise SourceError("synthetic source: device lost (unplugged)")
-        faulty, n = self.connections <= self.faulty_connections, self._connection_frames
-        if faulty and self.fail_at is not None and n >= self.fail_at:
-            raise SourceError("synthetic source: device lost (injected fault)")
-        if faulty and self.stall_at is not None and n >= self.stall_at:
-            time.sleep(min(self.stall_s, self.stall_timeout))
-            if self.stall_s >= self.stall_timeout:
-                raise SourceStalled(
-                    f"synthetic source: no frame for {self.stall_timeout:g} s (injected stall)"
-                )
         now = time.monotonic()
         if self._next_t is None:
             self._next_t = now
         elif self._next_t > now:
             time.sleep(self._next_t - now)
         self._next_t = max(self._next_t + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
-        self._connection_frames += 1
         if self._rendered:
             return self._rendered[self._count % self.loop], self._count / self.fps
         return self.clip.frame(self._count)[0], self._count / self.fps
-
-    def _gone(self) -> bool:
-        return self.gone_at is not None and self._count >= self.gone_at
 
     def close(self) -> None:
         pass
 
 
-def open_source(spec: str, options: SourceOptions) -> Source:
+SourceFactory = Callable[[str, CaptureConfig], Source]
+# (prefix of the --source string, the Source class for it); checked in order, before paths
+KINDS: list[tuple[str, SourceFactory]] = [
+    ("synthetic:", SyntheticSource),
+    *((scheme, StreamSource) for scheme in STREAM_SCHEMES),
+    ("/dev/video", CameraSource),
+]
+
+
+def open_source(spec: str, options: CaptureConfig) -> Source:
     """The source for a --source string (not yet opened)."""
-    if spec.startswith("synthetic:"):
-        return SyntheticSource(spec, options)
-    if spec.startswith(STREAM_SCHEMES):
-        return StreamSource(spec, options)
+    for prefix, kind in KINDS:
+        if spec.startswith(prefix):
+            return kind(spec, options)
     if spec.isdigit():
         return CameraSource(int(spec), options)
-    if spec.startswith("/dev/video"):
-        return CameraSource(spec, options)
     path = Path(spec)
     if path.is_dir():
         return ImageFolderSource(path, options)

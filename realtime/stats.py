@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from array import array
 from collections.abc import Sequence
@@ -12,41 +11,39 @@ from typing import Any
 
 import numpy as np
 
-from polyp_rt.realtime.frame import Frame, now_ns
+from polyp_rt.core.files import write_json
+from polyp_rt.realtime.frame import GPU_STEPS, Frame, Stamp, now_ns
 
-# Each stage's time runs from the previous stamp to its own.
-STAGES = (
-    ("queue", "captured", "dequeued"),  # waiting for the inference thread
-    ("preprocess", "dequeued", "preprocessed"),
-    ("infer", "preprocessed", "inferred"),
-    ("postprocess", "inferred", "postprocessed"),
-    ("overlay", "postprocessed", "overlaid"),  # output queue wait + drawing
-)
-E2E = ("e2e", "captured", "overlaid")
-GPU_STEPS = ("preprocess", "infer", "postprocess")  # CUDA-event times on the GPU frame path
+STAGE_NAMES = {  # each stage's time runs from the previous stamp to its own
+    Stamp.DEQUEUED: "queue",  # waiting for the inference thread
+    Stamp.PREPROCESSED: "preprocess",
+    Stamp.INFERRED: "infer",
+    Stamp.POSTPROCESSED: "postprocess",
+    Stamp.OVERLAID: "overlay",  # output queue wait + drawing
+}
+_ORDER = list(Stamp)
+STAGES = tuple((STAGE_NAMES[end], _ORDER[i - 1], end) for i, end in enumerate(_ORDER) if i)
+E2E = ("e2e", Stamp.CAPTURED, Stamp.OVERLAID)
 PERCENTILES = (50, 90, 99)
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (linear interpolation), NaN for no values."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
 def summarise(samples_ms: Sequence[float]) -> dict[str, float | int]:
-    """count, mean, p50, p90, p99, max of latencies in ms (linear-interpolated percentiles)."""
-    if len(samples_ms) == 0:
-        return {
-            "count": 0,
-            "mean": float("nan"),
-            "p50": float("nan"),
-            "p90": float("nan"),
-            "p99": float("nan"),
-            "max": float("nan"),
-        }
+    """count, mean, p50, p90, p99, max of latencies in ms (NaN where there are no samples)."""
     values = np.asarray(samples_ms, dtype=np.float64)
-    p50, p90, p99 = np.percentile(values, PERCENTILES)
+    empty = values.size == 0
+    p50, p90, p99 = (percentile(values, q) for q in PERCENTILES)  # type: ignore[arg-type]
     return {
         "count": int(values.size),
-        "mean": float(values.mean()),
-        "p50": float(p50),
-        "p90": float(p90),
-        "p99": float(p99),
-        "max": float(values.max()),
+        "mean": float("nan") if empty else float(values.mean()),
+        "p50": p50,
+        "p90": p90,
+        "p99": p99,
+        "max": float("nan") if empty else float(values.max()),
     }
 
 
@@ -71,7 +68,7 @@ class LatencyStats:
     _finished_ns: int | None = None
 
     def add(self, frame: Frame) -> None:
-        stamps = {"captured": frame.t_capture_ns, **frame.stamps}
+        stamps = frame.stamps
         with self._lock:
             self.frames_out += 1
             for name, start, end in (*STAGES, E2E):
@@ -83,6 +80,11 @@ class LatencyStats:
     def recent_e2e(self, n: int = 300) -> list[float]:
         with self._lock:
             return self.samples["e2e"][-n:].tolist()
+
+    def recent_e2e_percentile(self, q: float, n: int = 300) -> float:
+        """The q-th percentile of the last `n` end-to-end latencies (0.0 before the first frame)."""
+        recent = self.recent_e2e(n)
+        return percentile(recent, q) if recent else 0.0
 
     def finish(self) -> None:
         self._finished_ns = now_ns()
@@ -112,32 +114,4 @@ class LatencyStats:
 
 
 def write_stats_json(path: Path, summary: dict[str, Any], extra: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**summary, **extra}, indent=1, default=str))
-
-
-def plot_latency(samples: dict[str, Sequence[float]], out_png: Path, title: str) -> None:
-    """Histogram and CDF of each named latency series (ms)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_hist, ax_cdf) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for name, values in samples.items():
-        if len(values) == 0:
-            continue
-        v = np.sort(np.asarray(values))
-        ax_hist.hist(v, bins=50, alpha=0.6, label=name)
-        ax_cdf.plot(v, np.arange(1, v.size + 1) / v.size, label=name)
-    for q in (0.5, 0.99):
-        ax_cdf.axhline(q, color="grey", lw=0.6, ls="--")
-    ax_hist.set(title="latency histogram", xlabel="ms", ylabel="frames")
-    ax_cdf.set(
-        title="latency CDF (dashed: p50, p99)", xlabel="ms", ylabel="fraction of frames", ylim=(0, 1.01)
-    )
-    ax_hist.legend()
-    ax_cdf.legend(loc="lower right")
-    fig.suptitle(title)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    write_json(path, {**summary, **extra})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import subprocess
 import time
 from pathlib import Path
 
@@ -116,7 +116,7 @@ def micro_onnx(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_clip(tmp_path_factory) -> Path:
     """A real H.264 clip (160x128, 24 fps, 36 frames) with ground-truth masks in clip_masks/."""
-    from polyp_rt.realtime.cli import main
+    from polyp_rt.cli.main import main
 
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     args = [
@@ -136,12 +136,12 @@ def synthetic_clip(tmp_path_factory) -> Path:
     return path
 
 
-class SlowEngine:
-    """Test-only wrapper: a real engine that takes `delay_s` longer per call, or fails after N calls."""
+class HeldEngine:
+    """Test-only wrapper around a real engine: its first `infer` waits for `hold()` to return (a
+    condition of the pipeline, with a timeout), or every call after the first `fail_after` fails."""
 
-    def __init__(self, engine, delay_s: float = 0.0, fail_after: int | None = None):
-        self.inner, self.delay_s, self.fail_after, self.calls = engine, delay_s, fail_after, 0
-        self.done = threading.Event()
+    def __init__(self, engine, hold=None, fail_after: int | None = None):
+        self.inner, self.hold, self.fail_after, self.calls = engine, hold, fail_after, 0
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -156,23 +156,34 @@ class SlowEngine:
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
             raise RuntimeError("engine failed (injected)")
-        self.done.wait(self.delay_s)  # never set: a slow engine, not a wait for another thread
+        if self.calls == 1 and self.hold is not None:
+            assert self.hold() is not False, "the condition the engine waited for did not come"
         return self.inner.infer(batch)
 
 
 @pytest.fixture
-def slow_engine():
-    return SlowEngine
+def held_engine():
+    return HeldEngine
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
-    """Poll `condition` (e.g. files another process writes) until true or `timeout` seconds pass."""
+def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    """Wait for `condition` (files another process writes) to hold; `proc`'s exit ends the wait early.
+
+    Between checks the wait is on the process itself (`proc.wait` with a short timeout), so a
+    process that dies is noticed at once instead of after `timeout`.
+    """
     deadline = time.monotonic() + timeout
-    tick = threading.Event()
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        tick.wait(0.05)
+        if proc is None:
+            raise AssertionError(f"{what}: not yet true, and no process to wait on")
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        if not condition():
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before {what}")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from polyp_rt.engines.options import option
+from polyp_rt.core.options import option
 
 
 @dataclass
@@ -23,7 +23,9 @@ class TrainConfig:
         "imagenet: start the encoder from ImageNet weights (EfficientNet-Lite0/1/2 from the installed "
         '"polyp-rt[pretrained]" packages, offline; other encoders download); default: random',
     )
-    epochs: int = option(25, "epochs")
+    epochs: int | None = option(
+        None, "epochs (default: 25; with --resume: the run's own, or more to extend the run)", low=1
+    )
     batch_size: int = option(8, "images per batch")
     lr: float = option(1e-3, "Adam learning rate of the decoder (warm-up, then cosine-annealed to 0)")
     encoder_lr_scale: float = option(

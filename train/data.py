@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from polyp_rt.engines.errors import DataError, InputFileError
+from polyp_rt.core.errors import DataError, InputFileError
+from polyp_rt.core.files import image_files
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 LOSSY_EXTS = (".jpg", ".jpeg")
 LAYOUTS = {"kvasir": ("images", "masks"), "cvc": ("Original", "Ground Truth")}
 SPLITS = ("train", "val", "test")
@@ -50,9 +50,8 @@ class Scan:
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     by_stem: dict[str, Path] = {}
-    for path in files:
+    for path in image_files(folder):
         by_stem.setdefault(path.stem, path)
     return by_stem
 

@@ -6,10 +6,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from polyp_rt.core.errors import DataError, InputFileError
+from polyp_rt.core.files import image_files
 from polyp_rt.engines.base import Engine
-from polyp_rt.engines.errors import DataError, InputFileError
 from polyp_rt.engines.imaging import mask_at, preprocess
-from polyp_rt.train.data import IMAGE_EXTS, SPLITS, Pair, load_splits, read_mask, read_rgb
+from polyp_rt.train.data import SPLITS, Pair, load_splits, read_mask, read_rgb
 from polyp_rt.train.metrics import MetricSet
 
 
@@ -70,8 +71,8 @@ def evaluate_mask_folders(predicted: Path, truth: Path) -> dict[str, object]:
     for folder in (predicted, truth):
         if not folder.is_dir():
             raise InputFileError(f"{folder}: mask folder not found")
-    truth_files = {p.stem: p for p in sorted(truth.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
-    pred_files = sorted(p for p in predicted.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    truth_files = {p.stem: p for p in image_files(truth)}
+    pred_files = image_files(predicted)
     if not pred_files:
         raise DataError(f"{predicted}: no mask images found")
     missing = [p.name for p in pred_files if p.stem not in truth_files]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.core.errors import PolypRtError
 
 LOSSES = ("bce-dice", "focal", "dice")
 

@@ -13,17 +13,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from polyp_rt.engines.errors import PolypRtError
-from polyp_rt.engines.factory import default_device
-from polyp_rt.engines.models import (
-    contract_for,
-    create_model,
-    load_checkpoint,
-    model_config,
-    save_checkpoint,
-)
+from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.progress import progress_bar
+from polyp_rt.engines.checkpoint import load_checkpoint, save_checkpoint
+from polyp_rt.engines.models import contract_for, create_model, model_config
 from polyp_rt.train.config import TrainConfig
 from polyp_rt.train.data import Splits, count_images, load_splits
 from polyp_rt.train.dataset import SegmentationDataset
@@ -32,17 +26,6 @@ from polyp_rt.train.metrics import MetricSet
 from polyp_rt.train.plots import plot_curves
 
 log = logging.getLogger(__name__)
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-        transient=True,
-    )
 
 
 def load_data(config: TrainConfig, split_file: Path | None = None) -> Splits:
@@ -63,6 +46,10 @@ def load_data(config: TrainConfig, split_file: Path | None = None) -> Splits:
     return splits
 
 
+def default_device() -> str:
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -77,8 +64,8 @@ def warmup_cosine(
 
 
 # what a resumed run takes from its checkpoint, so the schedule and the data continue unchanged
+DEFAULT_EPOCHS = 25
 RUN_SETTINGS = (
-    "epochs",
     "batch_size",
     "lr",
     "encoder_lr_scale",
@@ -96,6 +83,12 @@ def _continue_settings(config: TrainConfig, provenance: dict[str, Any]) -> None:
     for name in RUN_SETTINGS:
         if saved.get(name) is not None:
             setattr(config, name, saved[name])
+    if config.epochs is None:
+        config.epochs = saved.get("epochs") or DEFAULT_EPOCHS
+    elif config.epochs != saved.get("epochs"):
+        log.info(
+            "extending the run to %d epochs (the learning-rate schedule stretches to match)", config.epochs
+        )
     log.info(
         "resuming with the run's own settings: %s",
         ", ".join(f"{n}={getattr(config, n)}" for n in RUN_SETTINGS),
@@ -129,6 +122,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights)
         contract = contract_for(mconf, config.threshold)
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+    config.epochs = config.epochs or DEFAULT_EPOCHS
     run.mkdir(parents=True, exist_ok=True)
     if not resumed:
         (run / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run in a reused folder
@@ -148,7 +142,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     encoder_lr = config.lr * (config.encoder_lr_scale if pretrained else 1.0)
     optimizer = torch.optim.Adam(
         [
-            {"params": model.encoder.parameters(), "lr": encoder_lr},
+            {"params": model.get_submodule("encoder").parameters(), "lr": encoder_lr},
             {
                 "params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")],
                 "lr": config.lr,
@@ -258,9 +252,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "stale_epochs": stale,
             }
             prov = {**provenance, "epoch": epoch, "val_dice": val["dice"]}
-            save_checkpoint(run / "last.pt", model, mconf, contract, prov, state)
+            save_checkpoint(run / "last.pt", model, contract, prov, state)
             if improved:
-                save_checkpoint(run / "best.pt", model, mconf, contract, prov)
+                save_checkpoint(run / "best.pt", model, contract, prov)
             plot_curves(run / "metrics.jsonl", run / "curves.png")
             log.info(
                 "epoch %d/%d  loss %.4f  val loss %.4f  val Dice %.4f%s  (%.0f s)",
@@ -315,12 +309,12 @@ def validate(
 
 def test_best(run: Path, splits: Splits, device: str) -> dict[str, object]:
     """Score best.pt on the test split at full resolution, as `polyp-rt eval` does."""
-    from polyp_rt.engines.torch_backend import TorchEngine
+    from polyp_rt.engines.registry import open_engine
     from polyp_rt.train.evaluate import evaluate_engine
 
     pairs = splits.pairs["test"]
     if not pairs:
         return {"images": 0}
-    with TorchEngine.from_checkpoint(run / "best.pt", device) as engine, progress_bar() as bar:
+    with open_engine(run / "best.pt", "torch", device) as engine, progress_bar() as bar:
         task = bar.add_task("testing best.pt", total=len(pairs), status="")
         return evaluate_engine(engine, pairs, progress=lambda n: bar.advance(task, n))

@@ -2,10 +2,11 @@ import numpy as np
 import onnx
 import pytest
 
-from polyp_rt.engines.errors import InputFileError, ModelError, PolypRtError
-from polyp_rt.engines.factory import open_engine
+from polyp_rt.core.errors import InputFileError, ModelError, PolypRtError
+from polyp_rt.engines.base import OpenOptions
 from polyp_rt.engines.imaging import mask_at, preprocess
-from polyp_rt.train.synthetic import synth_image
+from polyp_rt.engines.registry import open_engine
+from polyp_rt.train.scenes import synth_image
 
 
 def batch_of_scenes(contract, n=3):
@@ -47,14 +48,16 @@ def test_cuda_request_without_gpu_is_one_clear_error(tiny_onnx):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(PolypRtError, match="no CUDA GPU"):
+    with pytest.raises(PolypRtError, match="no CUDA provider"):
         open_engine(tiny_onnx, device="cuda:0")
 
 
 def test_torch_only_flags_on_an_onnx_model_are_refused_not_ignored(tiny_onnx):
     with pytest.raises(PolypRtError, match="--fp16 is for the torch backend"):
         open_engine(tiny_onnx, device="cpu", fp16=True)
-    with pytest.raises(PolypRtError, match="--cuda-graph is for the torch and TensorRT backends"):
+    with pytest.raises(
+        PolypRtError, match="--cuda-graph is for the tensorrt and torch backends, not onnxruntime"
+    ):
         open_engine(tiny_onnx, device="cpu", cuda_graph=True)
 
 
@@ -102,9 +105,12 @@ def test_onnx_without_contract_says_to_export(tiny_onnx, tmp_path):
 
 
 def test_torch_backend_from_contract_has_the_same_architecture(tiny_run, tiny_onnx):
-    from polyp_rt.engines.torch_backend import TorchEngine
+    from polyp_rt.engines.backends.torch_backend import TorchEngine
 
-    with open_engine(tiny_onnx, device="cpu") as ort, TorchEngine.from_contract(ort.contract) as random:
+    with (
+        open_engine(tiny_onnx, device="cpu") as ort,
+        TorchEngine.from_contract(ort.contract, OpenOptions()) as random,
+    ):
         assert "random weights" in random.provider
         assert random.infer(np.zeros(ort.input_shape, np.float32)).shape == (1, 1, 64, 64)
 

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from polyp_rt.core.errors import BackendUnavailable, ModelError
 from polyp_rt.engines import open_engine
+from polyp_rt.engines.backends.tensorrt_backend import NO_CUDA, TENSORRT_MISSING, TensorRTEngine
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import BackendUnavailable, ModelError
 from polyp_rt.engines.sidecar import read_sidecar, sidecar_mismatch, sidecar_path, write_sidecar
-from polyp_rt.engines.tensorrt_backend import NO_CUDA, TENSORRT_MISSING, TensorRTEngine
 from polyp_rt.export.trt_build import build_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,7 +228,7 @@ def export_tiny_unetpp(path: Path) -> ModelContract:
 
 def images(contract: ModelContract, n: int, seed: int) -> np.ndarray:
     from polyp_rt.engines.imaging import to_batch
-    from polyp_rt.train.synthetic import synth_image
+    from polyp_rt.train.scenes import synth_image
 
     frames = [synth_image(seed + i, SIZE)[0] for i in range(n)]
     return to_batch(frames, contract)

@@ -3,11 +3,11 @@ import json
 import onnx
 import pytest
 
+from polyp_rt.cli.main import main
+from polyp_rt.core.errors import PolypRtError
+from polyp_rt.engines.checkpoint import sha256_file
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import PolypRtError
-from polyp_rt.engines.models import sha256_file
 from polyp_rt.export.onnx_export import export_onnx
-from polyp_rt.realtime.cli import main
 
 
 def test_onnx_carries_the_contract(tiny_onnx, tiny_run):
@@ -42,8 +42,8 @@ def test_dynamic_batch_and_fp16_exports_verify(tiny_run, tmp_path):
 
 
 def test_build_without_tensorrt_is_one_line(tiny_onnx, tmp_path, capsys):
-    from polyp_rt.engines.errors import BackendUnavailable
-    from polyp_rt.engines.tensorrt_backend import require_tensorrt
+    from polyp_rt.core.errors import BackendUnavailable
+    from polyp_rt.engines.backends.tensorrt_backend import require_tensorrt
 
     try:
         require_tensorrt()
@@ -69,8 +69,8 @@ def test_verification_fails_when_onnx_and_torch_disagree(tiny_onnx, tiny_run):
     """verify() is the check export runs; here the torch side has slightly different weights."""
     import torch
 
-    from polyp_rt.engines.errors import ModelError
-    from polyp_rt.engines.models import load_checkpoint
+    from polyp_rt.core.errors import ModelError
+    from polyp_rt.engines.checkpoint import load_checkpoint
     from polyp_rt.export.onnx_export import verify
 
     checkpoint = load_checkpoint(tiny_run / "best.pt")

@@ -1,6 +1,6 @@
 import json
 
-from polyp_rt.realtime.cli import main
+from polyp_rt.cli.main import main
 
 LATENCY_KEYS = {"mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "fps"}
 

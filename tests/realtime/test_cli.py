@@ -6,7 +6,7 @@ import pytest
 
 def polyp_rt(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "polyp_rt.realtime.cli", *args],
+        [sys.executable, "-m", "polyp_rt.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -22,7 +22,7 @@ def test_help_lists_every_subcommand():
 
 def test_help_does_not_import_heavy_packages():
     code = (
-        "import sys; from polyp_rt.realtime.cli import build_parser; build_parser(); "
+        "import sys; from polyp_rt.cli.main import build_parser; build_parser(); "
         "print(sorted(m for m in ('torch', 'onnxruntime', 'av', 'cv2', 'tensorrt') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,12 +8,14 @@ the CUDA-specific parts (pinned upload slots, streams, CUDA events) run under th
 import numpy as np
 import pytest
 
-from polyp_rt.engines.factory import open_engine
-from polyp_rt.realtime.frame import Frame, now_ns
+from polyp_rt.engines.registry import open_engine
+from polyp_rt.realtime.compose import make_stage
+from polyp_rt.realtime.config import RunConfig
+from polyp_rt.realtime.cpu_stage import CpuStage
+from polyp_rt.realtime.frame import Frame, Stamp, now_ns
 from polyp_rt.realtime.gpu_stage import TorchStage
 from polyp_rt.realtime.overlay import tint
-from polyp_rt.realtime.stages import CpuStage, make_stage
-from polyp_rt.train.synthetic import SyntheticClip
+from polyp_rt.train.scenes import SyntheticClip
 
 
 def frames(width, height, count=6):
@@ -26,7 +28,8 @@ def test_torch_stage_matches_cpu_stage_on_cpu_tensors(tiny_run, width, height):
     with open_engine(tiny_run / "best.pt", device="cpu") as engine:
         cpu, torch_path = CpuStage(engine), TorchStage(engine, color=(0, 255, 0), alpha=0.4)
         for frame in frames(width, height):
-            a = cpu(Frame(frame.index, frame.pts_s, frame.t_capture_ns, frame.rgb)).mask
+            on_cpu = cpu(Frame(frame.index, frame.pts_s, frame.t_capture_ns, frame.rgb))
+            a, a_prob = on_cpu.mask, on_cpu.max_prob
             b = torch_path(frame)
             assert b.mask.shape == (height, width) and b.mask.dtype == np.uint8
             assert b.blended.shape == (height, width, 3) and b.blended.dtype == np.uint8
@@ -35,7 +38,8 @@ def test_torch_stage_matches_cpu_stage_on_cpu_tensors(tiny_run, width, height):
             assert np.count_nonzero(a != b.mask) <= 0.001 * a.size
             reference = tint(frame.rgb, b.mask, (0, 255, 0), 0.4)
             assert np.abs(reference.astype(int) - b.blended.astype(int)).max() <= 1
-            assert {"preprocessed", "inferred", "postprocessed"} <= set(b.stamps)
+            assert {Stamp.PREPROCESSED, Stamp.INFERRED, Stamp.POSTPROCESSED} <= set(b.stamps)
+            assert abs(b.max_prob - a_prob) < 1e-3
 
 
 def test_torch_stage_smoothing_matches_cpu_stage(tiny_run):
@@ -52,8 +56,8 @@ def test_make_stage_keeps_cpu_engines_on_the_cpu_path(tiny_onnx, tiny_run):
         open_engine(tiny_onnx, device="cpu") as ort,
         open_engine(tiny_run / "best.pt", device="cpu") as torch_cpu,
     ):
-        assert isinstance(make_stage(ort), CpuStage)
-        assert isinstance(make_stage(torch_cpu), CpuStage)
+        assert isinstance(make_stage(ort, RunConfig()), CpuStage)
+        assert isinstance(make_stage(torch_cpu, RunConfig()), CpuStage)
     with pytest.raises(TypeError, match="numpy batches only"), open_engine(tiny_onnx, device="cpu") as ort:
         TorchStage(ort)
 
@@ -69,7 +73,7 @@ def cpu_and_cuda_stages(tiny_run):
         open_engine(tiny_run / "best.pt", device="cpu") as cpu_engine,
         open_engine(tiny_run / "best.pt", device="cuda:0") as gpu_engine,
     ):
-        gpu = make_stage(gpu_engine)
+        gpu = make_stage(gpu_engine, RunConfig())
         yield CpuStage(cpu_engine), gpu
         gpu.close()
 

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 
 from polyp_rt.realtime.config import OverlayConfig
+from polyp_rt.realtime.frame import Frame, now_ns
 from polyp_rt.realtime.overlay import Hud, Overlay, outlines, tint
 
 
@@ -42,11 +43,27 @@ def test_draw_uses_the_gpu_tint_in_place_and_honours_the_toggles():
     mask = disc_mask(240, 320, (160, 120), 40)
     overlay = Overlay(OverlayConfig(hud=False))
     blended = tint(rgb, mask, overlay.color, 0.4)
-    out = overlay.draw(rgb, mask, Hud(), blended)
+    frame = Frame(0, 0.0, now_ns(), rgb, mask=mask, blended=blended)
+    overlay.draw(frame, Hud())
+    out = frame.overlay
     assert out is blended
     assert (out[120, 160] != rgb[120, 160]).any()  # tinted centre
     edge = out[116:125, 116:125]  # around the disc's left edge, (120, 120)
     assert np.all(edge == overlay.color, axis=-1).any()  # the outline
     overlay.show_mask, overlay.show_contours = False, False
-    plain = overlay.draw(rgb, mask, Hud(), blended)
-    assert np.array_equal(plain, rgb) and plain is not rgb
+    overlay.draw(frame, Hud())
+    assert np.array_equal(frame.overlay, rgb) and frame.overlay is not rgb
+
+
+def test_indicator_follows_the_hysteresis_and_redraw_keeps_it():
+    overlay = Overlay(OverlayConfig(presence_on=2, presence_window=3, presence_off=2))
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    polyp, clear = disc_mask(60, 80, (40, 30), 10), np.zeros((60, 80), np.uint8)
+    states = []
+    for mask in (polyp, clear, polyp, clear, polyp, clear, clear, polyp):
+        frame = Frame(len(states), 0.0, now_ns(), rgb, mask=mask)
+        overlay.draw(frame, Hud())
+        states.append(frame.polyp)
+    assert states == [False, False, True, True, True, True, False, False]
+    overlay.redraw(frame, Hud(status="reconnecting 1/3"))  # a status redraw does not count a frame
+    assert overlay.presence.recent[-1] is True and len(overlay.presence.recent) == 3

@@ -6,31 +6,21 @@ import threading
 
 import pytest
 
-from polyp_rt.engines.factory import open_engine
-from polyp_rt.realtime.cli import main
-from polyp_rt.realtime.config import OverlayConfig
-from polyp_rt.realtime.overlay import Overlay
-from polyp_rt.realtime.pipeline import Pipeline, PipelineOptions
-from polyp_rt.realtime.sources import SourceOptions, open_source
-from polyp_rt.realtime.stages import make_stage
+from polyp_rt.cli.main import main
+from polyp_rt.engines.registry import open_engine
+from polyp_rt.realtime.compose import compose
+from polyp_rt.realtime.config import CaptureConfig, RunConfig
 
 
 def pipeline_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("polyp-rt")]
 
 
-def build(source_spec, engine, sinks=(), max_frames=None, queue_size=2, on_frame=None):
-    source = open_source(source_spec, SourceOptions())
-    source.open()
-    pipeline = Pipeline(
-        source,
-        make_stage(engine),
-        Overlay(OverlayConfig()),
-        list(sinks),
-        options=PipelineOptions(queue_size=queue_size, max_frames=max_frames, reconnects=0),
-        on_frame=on_frame,
+def build(source_spec, engine, max_frames=None, queue_size=2, on_frame=None):
+    config = RunConfig(
+        source=source_spec, max_frames=max_frames, queue_size=queue_size, capture=CaptureConfig(reconnects=0)
     )
-    return pipeline, source
+    return compose(config, engine, on_frame=on_frame)
 
 
 def test_clip_run_records_masks_and_stats(tiny_onnx, synthetic_clip, tmp_path, decoded):
@@ -57,25 +47,35 @@ def test_clip_run_records_masks_and_stats(tiny_onnx, synthetic_clip, tmp_path, d
     assert pipeline_threads() == []
 
 
-def test_live_source_drops_oldest_under_a_slow_engine(tiny_onnx, slow_engine):
+def test_live_source_drops_oldest_while_inference_is_busy(tiny_onnx, held_engine):
+    pipeline = None
+
+    def five_dropped():  # inference holds its first frame until the capture queue has dropped five
+        return pipeline.captured.wait_for(lambda: pipeline.captured.dropped >= 5, 30)
+
     with open_engine(tiny_onnx, device="cpu") as engine:
-        pipeline, source = build("synthetic:96x80@200", slow_engine(engine, delay_s=0.03), max_frames=80)
-        outcome = pipeline.run()
-        source.close()
+        pipeline = build("synthetic:96x80@200", held_engine(engine, hold=five_dropped), max_frames=80)
+        with pipeline:
+            outcome = pipeline.run()
     summary = outcome.stats.summary()
     assert outcome.reason == "max frames" and outcome.exit_code == 0
     assert summary["frames_in"] == 80
-    assert summary["dropped"]["capture queue"] > 0
+    assert summary["dropped"]["capture queue"] >= 5
     assert summary["frames_processed"] + summary["dropped_total"] == 80
     assert pipeline.captured.high_water <= 2 and pipeline.inferred.high_water <= 2
     assert pipeline_threads() == []
 
 
-def test_file_source_blocks_and_loses_nothing(tiny_onnx, synthetic_clip, slow_engine):
+def test_file_source_blocks_and_loses_nothing(tiny_onnx, synthetic_clip, held_engine):
+    pipeline = None
+
+    def queue_full():  # inference holds its first frame until the capture queue is full
+        return pipeline.captured.wait_for(lambda: len(pipeline.captured) == 1, 30)
+
     with open_engine(tiny_onnx, device="cpu") as engine:
-        pipeline, source = build(str(synthetic_clip), slow_engine(engine, delay_s=0.01), queue_size=1)
-        outcome = pipeline.run()
-        source.close()
+        pipeline = build(str(synthetic_clip), held_engine(engine, hold=queue_full), queue_size=1)
+        with pipeline:
+            outcome = pipeline.run()
     summary = outcome.stats.summary()
     assert outcome.reason == "end of stream"
     assert summary["frames_in"] == summary["frames_processed"] == 36
@@ -91,9 +91,9 @@ def test_quit_stops_every_thread(tiny_onnx):
             if stats.frames_out == 10:
                 pipeline.request_stop("quit")
 
-        pipeline, source = build("synthetic:96x80@100", engine, on_frame=quit_after_ten)
-        outcome = pipeline.run()
-        source.close()
+        pipeline = build("synthetic:96x80@100", engine, on_frame=quit_after_ten)
+        with pipeline:
+            outcome = pipeline.run()
     assert outcome.reason == "quit" and outcome.exit_code == 0
     assert outcome.stats.frames_out == 10
     assert pipeline_threads() == []

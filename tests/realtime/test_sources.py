@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from polyp_rt.engines.errors import SourceError
+from polyp_rt.core.errors import SourceError
+from polyp_rt.realtime.config import CaptureConfig
 from polyp_rt.realtime.sources import (
     ImageFolderSource,
-    SourceOptions,
     SyntheticSource,
     VideoFileSource,
     open_source,
@@ -12,7 +12,7 @@ from polyp_rt.realtime.sources import (
 
 
 def test_factory_picks_the_source_from_the_string(tmp_path, synthetic_clip):
-    options = SourceOptions()
+    options = CaptureConfig()
     assert isinstance(open_source("synthetic:320x240@15", options), SyntheticSource)
     assert isinstance(open_source(str(synthetic_clip), options), VideoFileSource)
     assert isinstance(open_source(str(tmp_path), options), ImageFolderSource)
@@ -21,7 +21,7 @@ def test_factory_picks_the_source_from_the_string(tmp_path, synthetic_clip):
 
 
 def test_synthetic_loop_renders_once_and_cycles():
-    source = open_source("synthetic:160x120@1000?loop=4&seed=2", SourceOptions())
+    source = open_source("synthetic:160x120@1000?loop=4&seed=2", CaptureConfig())
     source.open()
     frames = [source.read() for _ in range(9)]
     assert [f.index for f in frames] == list(range(9))
@@ -32,7 +32,7 @@ def test_synthetic_loop_renders_once_and_cycles():
 
 
 def test_video_file_keeps_pts_and_rgb(synthetic_clip):
-    source = open_source(str(synthetic_clip), SourceOptions())
+    source = open_source(str(synthetic_clip), CaptureConfig())
     source.open()
     frames = []
     while (frame := source.read()) is not None:

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from polyp_rt.realtime.frame import Frame
+from polyp_rt.realtime.frame import Frame, Stamp
 from polyp_rt.realtime.overlay import PresenceIndicator
 from polyp_rt.realtime.queues import EndOfStream, FrameQueue, Stopped
-from polyp_rt.realtime.stats import LatencyStats, summarise
+from polyp_rt.realtime.stats import STAGES, LatencyStats, summarise
 
 
 def test_percentiles_on_known_samples():
@@ -22,13 +22,26 @@ def test_percentiles_on_known_samples():
     assert summarise([])["count"] == 0
 
 
+def test_stages_follow_the_stamps_in_order():
+    assert [(name, start.value, end.value) for name, start, end in STAGES] == [
+        ("queue", "captured", "dequeued"),
+        ("preprocess", "dequeued", "preprocessed"),
+        ("infer", "preprocessed", "inferred"),
+        ("postprocess", "inferred", "postprocessed"),
+        ("overlay", "postprocessed", "overlaid"),
+    ]
+    frame = Frame(0, 0.0, 0, np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(AttributeError):
+        frame.stamp(Stamp.OVERLAYED)  # a misspelt stamp is an error, not a silent count of 0
+
+
 def test_stage_durations_from_frame_stamps():
     stats = LatencyStats()
     ms = 1_000_000
     for i in range(4):
         frame = Frame(i, i / 30, 0, np.zeros((2, 2, 3), np.uint8))
-        frame.stamps = {"dequeued": 2 * ms, "preprocessed": 3 * ms, "inferred": (13 + i) * ms}
-        frame.stamps |= {"postprocessed": (14 + i) * ms, "overlaid": (20 + i) * ms}
+        frame.stamps |= {Stamp.DEQUEUED: 2 * ms, Stamp.PREPROCESSED: 3 * ms, Stamp.INFERRED: (13 + i) * ms}
+        frame.stamps |= {Stamp.POSTPROCESSED: (14 + i) * ms, Stamp.OVERLAID: (20 + i) * ms}
         stats.add(frame)
     s = stats.summary()
     assert s["frames_processed"] == 4

@@ -8,11 +8,17 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from polyp_rt.core.errors import SourceError
+from polyp_rt.realtime import sources
+from polyp_rt.realtime.config import CaptureConfig
+from polyp_rt.realtime.sources import SourceStalled, SyntheticSource
 
 
 def pipeline_threads() -> list[str]:
@@ -47,14 +53,14 @@ def one_error_line() -> Callable[[str], str]:
 def cli_process(args: list[str], fsize_limit: int | None = None) -> subprocess.Popen[str]:
     """`polyp-rt ARGS` as a real process; `fsize_limit`: files it writes fail past this size (EFBIG)."""
     if fsize_limit is None:
-        cmd = [sys.executable, "-m", "polyp_rt.realtime.cli", *args]
+        cmd = [sys.executable, "-m", "polyp_rt.cli.main", *args]
     else:  # a disk that fills up: RLIMIT_FSIZE, with SIGXFSZ ignored so the write fails instead
         code = (
             "import resource, runpy, signal, sys\n"
             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize_limit}, {fsize_limit}))\n"
             "sys.argv = ['polyp-rt', *sys.argv[1:]]\n"
-            "runpy.run_module('polyp_rt.realtime.cli', run_name='__main__')\n"
+            "runpy.run_module('polyp_rt.cli.main', run_name='__main__')\n"
         )
         cmd = [sys.executable, "-c", code, *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -229,3 +235,55 @@ def rss() -> Callable[[], float]:
     if not Path("/proc/self/status").is_file():
         pytest.skip("needs /proc (Linux)")
     return rss_mb
+
+
+# ------------------------------------------------------------------ fault injection (test-only)
+# Test-only fault injection: a synthetic live source that stalls, fails or vanishes on cue.
+#
+# `faulty:WxH@FPS?stall_at=N&stall_s=S&fail_at=N&faults=C&gone_at=N` is the synthetic source
+# with faults after N frames of each of the first C connections (default: every connection):
+# a stall of S seconds, or a lost device; gone_at=N: unplugged for good after N frames in all
+# (reads and reopening fail). Registered as a --source kind by tests/reliability/conftest.py.
+
+PREFIX = "faulty:"
+
+
+class FaultySource(SyntheticSource):
+    def __init__(self, spec: str, options: CaptureConfig) -> None:
+        super().__init__("synthetic:" + spec.removeprefix(PREFIX), options)
+        self.stall_at = self.int_param("stall_at", -1)
+        self.stall_s = float(self.params.get("stall_s", 3600))
+        self.fail_at = self.int_param("fail_at", -1)
+        self.faulty_connections = self.int_param("faults", 1 << 30)
+        self.gone_at = self.int_param("gone_at", -1)
+        self.connections = 0
+        self._connection_frames = 0
+
+    def open(self) -> None:
+        if self._gone():
+            raise SourceError("synthetic source: cannot open the device (unplugged)")
+        super().open()
+        self.connections += 1
+        self._connection_frames = 0
+
+    def _read_rgb(self) -> tuple[np.ndarray, float] | None:
+        if self._gone():
+            raise SourceError("synthetic source: device lost (unplugged)")
+        faulty, n = self.connections <= self.faulty_connections, self._connection_frames
+        if faulty and 0 <= self.fail_at <= n:
+            raise SourceError("synthetic source: device lost (injected fault)")
+        if faulty and 0 <= self.stall_at <= n:
+            time.sleep(min(self.stall_s, self.stall_timeout))  # the stall itself is the fault
+            if self.stall_s >= self.stall_timeout:
+                raise SourceStalled(
+                    f"synthetic source: no frame for {self.stall_timeout:g} s (injected stall)"
+                )
+        self._connection_frames += 1
+        return super()._read_rgb()
+
+    def _gone(self) -> bool:
+        return 0 <= self.gone_at <= self._count
+
+
+if (PREFIX, FaultySource) not in sources.KINDS:
+    sources.KINDS.insert(0, (PREFIX, FaultySource))

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from polyp_rt.realtime.cli import main
+from polyp_rt.cli.main import main
 
 PAIRS = 8
 

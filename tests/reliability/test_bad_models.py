@@ -10,7 +10,7 @@ import importlib.util
 import onnx
 import pytest
 
-from polyp_rt.realtime.cli import main
+from polyp_rt.cli.main import main
 
 
 def truncated_onnx(model, tmp_path):

@@ -8,14 +8,10 @@ import json
 
 import pytest
 
-from polyp_rt.engines.factory import open_engine
-from polyp_rt.realtime.cli import main
-from polyp_rt.realtime.config import OverlayConfig
-from polyp_rt.realtime.overlay import Overlay
-from polyp_rt.realtime.pipeline import Pipeline, PipelineOptions
-from polyp_rt.realtime.sinks import RecordingSink
-from polyp_rt.realtime.sources import SourceOptions, open_source
-from polyp_rt.realtime.stages import make_stage
+from polyp_rt.cli.main import main
+from polyp_rt.engines.registry import open_engine
+from polyp_rt.realtime.compose import compose
+from polyp_rt.realtime.config import CaptureConfig, RunConfig
 
 
 def run_cli(model, source, tmp_path, *extra, max_frames=900):
@@ -27,40 +23,39 @@ def run_cli(model, source, tmp_path, *extra, max_frames=900):
 
 
 def test_stalled_camera_reconnects_and_the_status_line_says_so(micro_onnx, tmp_path, decoded):
-    source = open_source("synthetic:96x80@30?stall_at=15&faults=1", SourceOptions(stall_timeout=0.3))
-    source.open()
     statuses: list[str] = []
 
     def status_line(stats, status):
         if not statuses or statuses[-1] != status:
             statuses.append(status)
 
-    with open_engine(micro_onnx, device="cpu") as engine:
-        recording = RecordingSink(tmp_path / "live.mp4", 96, 80, 30)
-        pipeline = Pipeline(
-            source,
-            make_stage(engine),
-            Overlay(OverlayConfig()),
-            [recording],
-            options=PipelineOptions(queue_size=2, max_frames=40, reconnects=2),
-            on_frame=status_line,
-        )
+    config = RunConfig(
+        source="faulty:96x80@30?stall_at=15&faults=1",
+        record=tmp_path / "live.mp4",
+        queue_size=2,
+        max_frames=40,
+        capture=CaptureConfig(stall_timeout=0.3, reconnects=2),
+    )
+    with (
+        open_engine(micro_onnx, device="cpu") as engine,
+        compose(config, engine, on_frame=status_line) as pipeline,
+    ):
         outcome = pipeline.run()
-        recording.close()
+    written = pipeline.sinks[0].summary()["recording"]["frames"]
     assert outcome.reason == "max frames" and outcome.error is None
     assert outcome.stats.events == [
         "synthetic source: no frame for 0.3 s (injected stall); reconnecting (1/2)",
         "synthetic 96x80@30: frames again after 1 reconnect(s)",
     ]
     assert statuses == ["", "reconnecting 1/2", ""]  # shown while no frame came, cleared after
-    assert decoded(tmp_path / "live.mp4")[0] == recording.recorder.frames_written == outcome.stats.frames_out
+    assert decoded(tmp_path / "live.mp4")[0] == written == outcome.stats.frames_out
 
 
 def test_unplugged_camera_gives_up_with_one_line_and_keeps_the_recording(
     micro_onnx, tmp_path, capsys, one_error_line, decoded, finalised, no_pipeline_threads
 ):
     code, out, report = run_cli(
-        micro_onnx, "synthetic:96x80@30?gone_at=15", tmp_path, "--reconnects", "2", "--stall-timeout", "0.3"
+        micro_onnx, "faulty:96x80@30?gone_at=15", tmp_path, "--reconnects", "2", "--stall-timeout", "0.3"
     )
     assert code == 2
     line = one_error_line(capsys.readouterr().err)

@@ -24,7 +24,7 @@ def masks_written(masks) -> int:
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_sigkill_keeps_nine_tenths_of_the_frames(micro_onnx, tmp_path, cli, wait, decoded, suffix):
     proc, out, masks, _ = record_live(cli, micro_onnx, tmp_path, suffix)
-    wait(lambda: masks_written(masks) >= 90, 90, "90 frames recorded")
+    wait(lambda: masks_written(masks) >= 90, 90, "90 frames recorded", proc)
     proc.kill()
     proc.communicate(timeout=30)
     # each frame's mask is written right after the recorder took it: at most one more went in
@@ -46,7 +46,7 @@ def test_signals_finalise_the_recording_and_the_stats(
     micro_onnx, tmp_path, cli, wait, decoded, finalised, suffix, signum, code, reason
 ):
     proc, out, masks, stats = record_live(cli, micro_onnx, tmp_path, suffix)
-    wait(lambda: masks_written(masks) >= 20, 90, "20 frames recorded")
+    wait(lambda: masks_written(masks) >= 20, 90, "20 frames recorded", proc)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err

@@ -17,14 +17,10 @@ import time
 import numpy as np
 import pytest
 
-from polyp_rt.engines.factory import open_engine
-from polyp_rt.realtime.config import DEMO_MODEL, OverlayConfig
-from polyp_rt.realtime.info import cpu_model
-from polyp_rt.realtime.overlay import Overlay
-from polyp_rt.realtime.pipeline import Pipeline, PipelineOptions
-from polyp_rt.realtime.sinks import RecordingSink
-from polyp_rt.realtime.sources import SourceOptions, open_source
-from polyp_rt.realtime.stages import make_stage
+from polyp_rt.cli.info import cpu_model
+from polyp_rt.engines.registry import open_engine
+from polyp_rt.realtime.compose import compose
+from polyp_rt.realtime.config import DEMO_MODEL, RunConfig
 
 SOURCE = "synthetic:640x480@30"
 
@@ -75,25 +71,14 @@ def test_soak(request, tmp_path, rss, finalised):
     seconds = float(os.environ.get("SOAK_SECONDS", 600))
     model = DEMO_MODEL if DEMO_MODEL.is_file() else request.getfixturevalue("tiny_onnx")
     report_path = os.environ.get("SOAK_REPORT") or str(tmp_path / "soak.json")
-    source = open_source(SOURCE, SourceOptions())
-    source.open()
-    pipeline = None
-    with open_engine(model, device="cpu") as engine:
-        recording = RecordingSink(tmp_path / "soak.mp4", source.width, source.height, source.fps)
+    config = RunConfig(source=SOURCE, record=tmp_path / "soak.mp4", max_frames=round(seconds * 30))
+    with open_engine(model, device="cpu") as engine, compose(config, engine) as pipeline:
         minutes = Minutes(lambda: pipeline, rss, period_s=min(60.0, seconds / 2))
-        pipeline = Pipeline(
-            source,
-            make_stage(engine),
-            Overlay(OverlayConfig()),
-            [recording],
-            options=PipelineOptions(max_frames=round(seconds * source.fps), backend_label=engine.name),
-            on_frame=minutes,
-        )
+        pipeline.on_frame = minutes
         rss_before = rss()
         outcome = pipeline.run()
         minutes.row(outcome.stats)  # the last (part of a) minute
-        recording.close()
-    source.close()
+    recording = pipeline.sinks[0].summary()["recording"]
     summary = outcome.stats.summary()
     report = {
         "command": f"SOAK_SECONDS={seconds:g} make soak",
@@ -109,7 +94,7 @@ def test_soak(request, tmp_path, rss, finalised):
         "dropped": summary["dropped"],
         "e2e_ms": {k: round(v, 1) for k, v in summary["e2e_ms"].items()},
         "fps": round(summary["fps"], 2),
-        "recording_frames": recording.recorder.frames_written,
+        "recording_frames": recording["frames"],
         "queue_high_water": [pipeline.captured.high_water, pipeline.inferred.high_water],
         "minutes": minutes.rows,
     }
@@ -119,7 +104,7 @@ def test_soak(request, tmp_path, rss, finalised):
 
     assert outcome.error is None and outcome.reason == "max frames"
     assert summary["frames_processed"] + summary["dropped_total"] == summary["frames_in"]
-    assert max(report["queue_high_water"]) <= PipelineOptions().queue_size
+    assert max(report["queue_high_water"]) <= config.queue_size
     rows = minutes.rows
     assert report["rss_mb_end"] - rows[0]["rss_mb"] < 50  # no growth after the first minute
     assert rows[-1]["e2e_p50_ms"] < 2 * rows[0]["e2e_p50_ms"] + 50  # latency does not creep up

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from polyp_rt.realtime.cli import main
+from polyp_rt.cli.main import main
 
 FRAMES, FPS = 48, 24
 LAYOUTS = {  # name: (suffix, muxer options)

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-import polyp_rt.engines.factory
-from polyp_rt.realtime.cli import main
+import polyp_rt.engines.registry
+from polyp_rt.cli.main import main
 
 LIVE = "synthetic:160x128@30"
 
@@ -24,7 +24,7 @@ def live_args(model, *extra):
 
 def test_engine_failing_mid_stream_stops_all_and_keeps_the_recording(
     micro_onnx,
-    slow_engine,
+    held_engine,
     tmp_path,
     monkeypatch,
     capsys,
@@ -33,12 +33,12 @@ def test_engine_failing_mid_stream_stops_all_and_keeps_the_recording(
     finalised,
     no_pipeline_threads,
 ):
-    real_open_engine = polyp_rt.engines.factory.open_engine
+    real_open_engine = polyp_rt.engines.registry.open_engine
     # the run command's own engine, wrapped so that its 13th inference raises
     monkeypatch.setattr(
-        polyp_rt.engines.factory,
+        polyp_rt.engines.registry,
         "open_engine",
-        lambda *args, **kwargs: slow_engine(real_open_engine(*args, **kwargs), fail_after=12),
+        lambda *args, **kwargs: held_engine(real_open_engine(*args, **kwargs), fail_after=12),
     )
     out, stats = tmp_path / "rec.mp4", tmp_path / "stats.json"
     code = main(live_args(micro_onnx, "--record", str(out), "--stats-json", str(stats)))
@@ -57,7 +57,7 @@ def test_source_failing_in_the_capture_thread_stops_all_and_keeps_the_recording(
     micro_onnx, tmp_path, capsys, one_error_line, decoded, finalised, no_pipeline_threads
 ):
     out, stats = tmp_path / "rec.mkv", tmp_path / "stats.json"
-    live = "synthetic:160x128@30?fail_at=20"  # the device is lost after 20 frames; no reconnects
+    live = "faulty:160x128@30?fail_at=20"  # the device is lost after 20 frames; no reconnects
     args = [
         "--source",
         live,
@@ -94,11 +94,14 @@ def test_recording_to_a_full_disk_stops_with_one_line(
     assert no_pipeline_threads() == []
 
 
-def test_masks_to_a_full_disk_stop_with_one_line(micro_onnx, tmp_path, capsys, one_error_line):
+def test_masks_to_a_full_disk_stop_with_one_line(
+    micro_onnx, synthetic_clip, tmp_path, capsys, one_error_line
+):
     masks = tmp_path / "masks"
     masks.mkdir()
     (masks / "000005.png").symlink_to("/dev/full")  # the sixth mask meets a full disk
-    code = main(live_args(micro_onnx, "--masks-out", str(masks)))
+    args = ["--source", str(synthetic_clip), "--model", str(micro_onnx), "--device", "cpu", "--headless"]
+    code = main([*args, "--masks-out", str(masks), "--overwrite"])  # a file source: no frame is dropped
     assert code == 2
     line = one_error_line(capsys.readouterr().err)
     assert (

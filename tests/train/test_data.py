@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from polyp_rt.engines.errors import DataError, InputFileError
+from polyp_rt.core.errors import DataError, InputFileError
 from polyp_rt.train.data import count_images, detect_layout, load_splits, read_mask, scan_folder
 
 

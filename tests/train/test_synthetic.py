@@ -9,17 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from polyp_rt.engines.errors import DataError, InputFileError
-from polyp_rt.train import synthetic
-from polyp_rt.train.synthetic import (
-    ClipConfig,
-    PanZoomClip,
-    SceneConfig,
-    SyntheticClip,
-    synth_image,
-    write_clip_masks,
-    write_dataset,
-)
+from polyp_rt.core.errors import DataError
+from polyp_rt.train import scenes
+from polyp_rt.train.scenes import ClipConfig, SceneConfig, SyntheticClip, synth_image
+from polyp_rt.train.synthetic import PanZoomClip, write_clip_masks, write_dataset
 
 KVASIR_5 = Path("/work/shared/data/kvasir-seg-5")
 
@@ -84,10 +77,10 @@ def test_mask_is_exactly_where_the_polyp_was_drawn() -> None:
     w, h = 96, 80
     site = np.array([[w / 2, h / 2]])
     cfg = SceneConfig()
-    plain, plain_spots, none = synthetic._render_scene(
+    plain, plain_spots, none = scenes._render_scene(
         np.random.default_rng(5), w, h, 0, min(w, h), cfg, sites=site[:0]
     )
-    img, spots, mask = synthetic._render_scene(np.random.default_rng(5), w, h, 1, min(w, h), cfg, sites=site)
+    img, spots, mask = scenes._render_scene(np.random.default_rng(5), w, h, 1, min(w, h), cfg, sites=site)
     assert not none.any() and _binary(mask) and mask.any()
     changed = np.any(img != plain, axis=2)
     assert not (changed & (mask == 0)).any(), "pixels outside the mask changed"
@@ -238,7 +231,7 @@ def test_pan_zoom_missing_mask(tmp_path: Path) -> None:
 
 
 def test_pan_zoom_not_a_kvasir_folder(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError):
+    with pytest.raises(DataError, match="no images/ [+] masks/"):
         PanZoomClip(tmp_path, 32, 32)
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError):

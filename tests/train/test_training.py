@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from polyp_rt.engines.errors import ModelError
-from polyp_rt.engines.factory import open_engine
-from polyp_rt.engines.models import load_checkpoint
-from polyp_rt.realtime.cli import main
+from polyp_rt.cli.main import main
+from polyp_rt.core.errors import ModelError
+from polyp_rt.engines.checkpoint import load_checkpoint
+from polyp_rt.engines.registry import open_engine
 from polyp_rt.train.evaluate import evaluate_engine, select_pairs
 
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
-from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.options import Range
 
 log = logging.getLogger("polyp_rt")
 
@@ -59,14 +60,37 @@ def add_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
         flags = meta.pop("flag", None) or "--" + f.name.replace("_", "-")
         flags = [flags] if isinstance(flags, str) else list(flags)
         kind = _flag_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         if kind is bool:
             action = argparse.BooleanOptionalAction if default else "store_true"
             parser.add_argument(*flags, dest=f.name, action=action, default=default, help=help_text)
             continue
+        valid = meta.pop("range", None)
         if default is not None and not meta.get("required"):
             help_text = f"{help_text} (default: {default})"
-        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=help_text, **meta)
+        parser.add_argument(
+            *flags, dest=f.name, type=_ranged(kind, valid), default=default, help=help_text, **meta
+        )
+
+
+def _ranged(kind: Any, valid: Range | None) -> Any:
+    """The flag's type; for a number with a range, a parser that refuses values outside it."""
+    if valid is None or kind not in (int, float):
+        return kind
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if kind is int else 'a number'}"
+            ) from None
+        if not valid.contains(float(value)):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {valid.describe()}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def config_from(config_cls: type, args: argparse.Namespace) -> Any:
@@ -88,42 +112,42 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": (
         "run the live overlay on a video, camera, stream or image folder",
         "polyp_rt.realtime.config:RunConfig",
-        "polyp_rt.realtime.run:run_command",
+        "polyp_rt.cli.run:run_command",
     ),
     "train": (
         "train a UNet++ on a polyp data set",
         "polyp_rt.train.config:TrainConfig",
-        "polyp_rt.realtime.commands:train_command",
+        "polyp_rt.cli.commands:train_command",
     ),
     "eval": (
         "score a model (or a folder of predicted masks) against ground truth",
         "polyp_rt.train.config:EvalConfig",
-        "polyp_rt.realtime.commands:eval_command",
+        "polyp_rt.cli.commands:eval_command",
     ),
     "synth": (
         "make a synthetic data set or a synthetic (or panned real-image) video clip",
         "polyp_rt.train.config:SynthConfig",
-        "polyp_rt.realtime.commands:synth_command",
+        "polyp_rt.cli.commands:synth_command",
     ),
     "export": (
         "export a checkpoint to ONNX, verified against torch",
         "polyp_rt.export.config:ExportConfig",
-        "polyp_rt.realtime.commands:export_command",
+        "polyp_rt.cli.commands:export_command",
     ),
     "build": (
         "build a TensorRT engine from an ONNX model (needs TensorRT and a GPU)",
         "polyp_rt.export.config:BuildConfig",
-        "polyp_rt.realtime.commands:build_command",
+        "polyp_rt.cli.commands:build_command",
     ),
     "bench": (
         "latency benchmark per backend (model only) or per pipeline stage",
-        "polyp_rt.realtime.config:BenchConfig",
-        "polyp_rt.realtime.bench:bench_command",
+        "polyp_rt.cli.config:BenchConfig",
+        "polyp_rt.cli.bench:bench_command",
     ),
     "info": (
         "versions, devices, backends; a model file's contract",
-        "polyp_rt.realtime.config:InfoConfig",
-        "polyp_rt.realtime.info:info_command",
+        "polyp_rt.cli.config:InfoConfig",
+        "polyp_rt.cli.info:info_command",
     ),
 }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from importlib import import_module, metadata
@@ -11,6 +10,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from polyp_rt.cli.config import InfoConfig
+from polyp_rt.core.files import to_json
 
 console = Console()
 PACKAGES = (
@@ -40,7 +42,7 @@ def package_versions() -> dict[str, str]:
 
 def tensorrt_version() -> str | None:
     try:
-        from polyp_rt.engines.tensorrt_backend import require_tensorrt
+        from polyp_rt.engines.backends.tensorrt_backend import require_tensorrt
 
         return require_tensorrt()
     except Exception:  # BackendUnavailable, or a broken install
@@ -63,16 +65,16 @@ def machine() -> dict[str, Any]:
         "cores": len(os.sched_getaffinity(0)),
         "os": platform.platform(),
     }
-    torch = import_module("torch")
+    torch = optional("torch")  # the light install has none: CUDA devices are then not listed
     info["cuda_devices"] = [
         {
             "index": i,
             "name": torch.cuda.get_device_name(i),
             "capability": ".".join(map(str, torch.cuda.get_device_capability(i))),
         }
-        for i in range(torch.cuda.device_count())
+        for i in range(torch.cuda.device_count() if torch else 0)
     ]
-    info["cuda_runtime"] = torch.version.cuda
+    info["cuda_runtime"] = torch.version.cuda if torch else None
     ort, av = optional("onnxruntime"), optional("av")
     info["onnxruntime_providers"] = ort.get_available_providers() if ort else []
     info["ffmpeg"] = {
@@ -92,43 +94,46 @@ def optional(module: str) -> Any:
 
 
 def describe_model(path: Path) -> dict[str, Any]:
-    from polyp_rt.engines.factory import auto_backend
+    from polyp_rt.engines.registry import choose, read_contract
 
-    backend = auto_backend(path)
-    if backend == "onnxruntime":
-        import onnx
-
-        from polyp_rt.engines.contract import ModelContract
-
-        proto = onnx.load(str(path), load_external_data=False)
-        contract = ModelContract.from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
-    elif backend == "torch":
-        from polyp_rt.engines.models import load_checkpoint
-
-        contract = load_checkpoint(path).contract
-    else:
-        from polyp_rt.engines.contract import ModelContract
-        from polyp_rt.engines.sidecar import read_sidecar
-
-        contract = ModelContract.from_dict(read_sidecar(path)["contract"], str(path))
+    contract = read_contract(path)
     return {
         "path": str(path),
-        "auto_backend": backend,
+        "auto_backend": choose(path)[0].name,
         "bytes": path.stat().st_size,
         "contract": contract.to_dict(),
     }
 
 
-def info_command(config: Any) -> int:
-    from polyp_rt.engines.errors import InputFileError
+def backend_status() -> dict[str, str]:
+    """Each backend: where it runs here, or why it does not."""
+    from polyp_rt.engines.registry import backends
 
-    result: dict[str, Any] = {"versions": package_versions(), "machine": machine()}
+    status = {}
+    for cls in backends():
+        runs = [device for device in ("cpu", "cuda:0") if cls.unavailable(device) is None]
+        status[cls.name] = (
+            f"runs on {' and '.join(runs)} ({', '.join(cls.suffixes)})"
+            if runs
+            else str(cls.unavailable("cpu"))
+        )
+    return status
+
+
+def info_command(config: InfoConfig) -> int:
+    from polyp_rt.core.errors import InputFileError
+
+    result: dict[str, Any] = {
+        "versions": package_versions(),
+        "machine": machine(),
+        "backends": backend_status(),
+    }
     if config.model:
         if not config.model.is_file():
             raise InputFileError(f"{config.model}: model file not found")
         result["model"] = describe_model(config.model)
     if config.json:
-        print(json.dumps(result, indent=1))
+        print(to_json(result, indent=1))
         return 0
     table = Table(title="polyp-rt info", show_header=False)
     table.add_column(style="bold")
@@ -142,6 +147,8 @@ def info_command(config: Any) -> int:
         ", ".join(f"{d['index']}: {d['name']} (sm {d['capability']})" for d in m["cuda_devices"]) or "none",
     )
     table.add_row("ONNX Runtime providers", ", ".join(m["onnxruntime_providers"]))
+    for name, status in result["backends"].items():
+        table.add_row(f"backend {name}", status)
     table.add_row(
         "FFmpeg (PyAV)", ", ".join(f"{k} {v}" for k, v in m["ffmpeg"].items()) or "av not installed"
     )

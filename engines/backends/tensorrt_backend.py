@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from polyp_rt.engines.base import Engine
+from polyp_rt.core.errors import BackendUnavailable, InputFileError, ModelError
+from polyp_rt.engines.base import Engine, OpenOptions
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import BackendUnavailable, InputFileError, ModelError
 from polyp_rt.engines.sidecar import read_sidecar, sidecar_mismatch
 
 if TYPE_CHECKING:
@@ -52,8 +52,10 @@ def require_tensorrt() -> str:
 
 
 def require_cuda() -> None:
-    import torch
-
+    try:
+        import torch
+    except ImportError as exc:  # the TensorRT backend moves its buffers with torch
+        raise BackendUnavailable('the TensorRT backend needs PyTorch: pip install "polyp-rt[train]"') from exc
     if not torch.cuda.is_available():
         raise BackendUnavailable(NO_CUDA)
 
@@ -78,6 +80,32 @@ def _torch_dtype(dtype: trt.DataType, what: str) -> torch.dtype:
 
 class TensorRTEngine(Engine):
     name = "tensorrt"
+    suffixes = (".engine", ".plan")
+    cuda_graphs = True
+    device_tensors = True
+
+    @classmethod
+    def read_contract(cls, path: Path) -> ModelContract:
+        return ModelContract.from_dict(read_sidecar(path)["contract"], str(path))
+
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        try:
+            require_tensorrt()
+            require_cuda()
+        except BackendUnavailable as exc:
+            return str(exc)
+        if not device.startswith("cuda"):
+            return f"--device {device}: TensorRT runs on a CUDA GPU; use cuda:N"
+        return None
+
+    @classmethod
+    def default_device(cls) -> str:
+        return "cuda:0"
+
+    @classmethod
+    def open(cls, path: Path, options: OpenOptions) -> TensorRTEngine:
+        return cls(path, options.device, cuda_graph=options.cuda_graph, batch_size=options.batch_size)
 
     def __init__(
         self, path: str | Path, device: str, *, cuda_graph: bool = False, batch_size: int = 1

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from polyp_rt.engines.base import Engine
+from polyp_rt.core.errors import BackendUnavailable
+from polyp_rt.engines.base import Engine, OpenOptions
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import BackendUnavailable, ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 class TorchEngine(Engine):
     name = "torch"
+    suffixes = (".pt", ".pth")
+    fp16_option = True
+    cuda_graphs = True
+    device_tensors = True
 
     def __init__(
         self,
@@ -55,21 +59,54 @@ class TorchEngine(Engine):
             self._capture()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **kwargs: bool | int) -> TorchEngine:
-        from polyp_rt.engines.models import load_checkpoint
+    def read_contract(cls, path: Path) -> ModelContract:
+        from polyp_rt.engines.checkpoint import load_checkpoint
 
-        checkpoint = load_checkpoint(path)
-        return cls(checkpoint.build_model(), checkpoint.contract, device, **kwargs)  # type: ignore[arg-type]
+        return load_checkpoint(path).contract
 
     @classmethod
-    def from_contract(cls, contract: ModelContract, device: str = "cpu", **kwargs: bool | int) -> TorchEngine:
-        """The contract's architecture with random weights: for timing an ONNX or engine's model in torch."""
-        from polyp_rt.engines.models import ModelConfig, create_model
+    def unavailable(cls, device: str) -> str | None:
+        try:
+            import torch
+        except ImportError:
+            return 'the torch backend needs PyTorch: pip install "polyp-rt[train]"'
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            return f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu"
+        return None
 
-        if not contract.encoder or not contract.decoder_channels:
-            raise ModelError("the model's contract does not name its encoder and decoder; re-export it")
-        config = ModelConfig(contract.preset, contract.encoder, contract.height, contract.decoder_channels)
-        engine = cls(create_model(config), contract, device, **kwargs)  # type: ignore[arg-type]
+    @classmethod
+    def default_device(cls) -> str:
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+    @classmethod
+    def open(cls, path: Path, options: OpenOptions) -> TorchEngine:
+        from polyp_rt.engines.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(path)
+        return cls(
+            checkpoint.build_model(),
+            checkpoint.contract,
+            options.device,
+            fp16=options.fp16,
+            cuda_graph=options.cuda_graph,
+            batch_size=options.batch_size,
+        )
+
+    @classmethod
+    def from_contract(cls, contract: ModelContract, options: OpenOptions) -> TorchEngine:
+        """The contract's architecture with random weights: for timing an ONNX or engine's model in torch."""
+        from polyp_rt.engines.models import config_from_contract, create_model
+
+        engine = cls(
+            create_model(config_from_contract(contract)),
+            contract,
+            options.device,
+            fp16=options.fp16,
+            cuda_graph=options.cuda_graph,
+            batch_size=options.batch_size,
+        )
         engine.provider += " (random weights)"
         return engine
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from polyp_rt.engines.base import Engine
-from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.errors import BackendUnavailable, ModelError
+from polyp_rt.core.errors import BackendUnavailable, ModelError
+from polyp_rt.engines.base import Engine, OpenOptions
+from polyp_rt.engines.contract import ModelContract, contract_from_onnx, contract_from_session
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,41 @@ PROVIDERS = {
 
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
+    suffixes = (".onnx",)
+    variants = tuple(PROVIDERS)
+
+    @classmethod
+    def read_contract(cls, path: Path) -> ModelContract:
+        return contract_from_onnx(path)
+
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        try:
+            import onnxruntime
+        except ImportError:
+            return "onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)"
+        if device.startswith("cuda") and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            return (
+                f"--device {device}: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu); "
+                "use --device cpu"
+            )
+        return None
+
+    @classmethod
+    def default_device(cls) -> str:
+        import onnxruntime
+
+        return "cuda:0" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+
+    @classmethod
+    def open(cls, path: Path, options: OpenOptions) -> OnnxRuntimeEngine:
+        return cls(
+            path,
+            options.device,
+            provider=options.variant or "best",
+            batch_size=options.batch_size,
+            threads=options.threads,
+        )
 
     def __init__(
         self,
@@ -31,23 +66,14 @@ class OnnxRuntimeEngine(Engine):
         *,
         provider: str = "best",
         batch_size: int = 1,
+        threads: int | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from exc
-        import onnx
+        import onnxruntime as ort
 
         path = Path(path)
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # onnx raises DecodeError and others for a broken file
-            raise ModelError(
-                f"{path}: not a readable ONNX model ({type(exc).__name__}); is the file complete?"
-            ) from exc
-        meta = {p.key: p.value for p in proto.metadata_props}
-        self.contract = ModelContract.from_metadata(meta, str(path))
+        if path.is_file() and path.stat().st_size == 0:
+            contract_from_onnx(path)  # says the file is empty
         self.device = device
         self.batch_size = batch_size
 
@@ -66,19 +92,20 @@ class OnnxRuntimeEngine(Engine):
         }
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
+        so.intra_op_num_threads = threads or max(1, len(os.sched_getaffinity(0)))
         so.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(
-                proto.SerializeToString(), so, providers=[(p, options[p]) for p in chosen]
-            )
+            self.session = ort.InferenceSession(str(path), so, providers=[(p, options[p]) for p in chosen])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            raise ModelError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from exc
+            raise ModelError(
+                f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:160]}); is the file complete?"
+            ) from exc
+        self.contract = contract_from_session(self.session, path)
         self.provider = self.session.get_providers()[0]
         self._check_io(path)
         input_type = self.session.get_inputs()[0].type
         self._input_dtype = np.float16 if input_type == "tensor(float16)" else np.float32
-        self.precision = "fp16" if self._input_dtype == np.float16 else "fp32"
+        self.precision = self.contract.precision
         self._binding = self.session.io_binding() if self.provider != "CPUExecutionProvider" else None
         self._gpu_index = gpu_index
 
@@ -112,10 +139,16 @@ class OnnxRuntimeEngine(Engine):
                 f"{path}: expected one input '{c.input_name}' [N,3,{c.height},{c.width}], found {got}; "
                 "export the model with `polyp-rt export`"
             )
-        if outputs[0].name != c.output_name or len(outputs[0].shape) != 4:
+        shape = outputs[0].shape
+        channels = shape[1] if len(shape) == 4 else None
+        if (
+            outputs[0].name != c.output_name
+            or len(shape) != 4
+            or (isinstance(channels, int) and channels != 1)
+        ):
             raise ModelError(
-                f"{path}: expected output '{c.output_name}' [N,1,H,W], found "
-                f"{outputs[0].name}{outputs[0].shape}; export the model with `polyp-rt export`"
+                f"{path}: expected one output '{c.output_name}' [N,1,H,W] (one channel: the polyp logit), "
+                f"found {outputs[0].name}{outputs[0].shape}; export the model with `polyp-rt export`"
             )
 
     def infer(self, batch: np.ndarray) -> np.ndarray:

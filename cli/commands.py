@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from polyp_rt.engines.errors import PolypRtError
+from polyp_rt.cli.report import console, facts_table, metrics_table
+from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.files import to_json
+from polyp_rt.export.config import BuildConfig, ExportConfig
+from polyp_rt.train.config import EvalConfig, SynthConfig, TrainConfig
 
 log = logging.getLogger(__name__)
-console = Console()
 
 
-def facts_table(title: str, rows: dict[str, object]) -> Table:
-    table = Table(title=title)
-    table.add_column("")
-    table.add_column("value", justify="right")
-    for key, value in rows.items():
-        table.add_row(key, str(value))
-    return table
-
-
-def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title=title)
-    table.add_column("")
-    for name in ("dice", "iou", "precision", "recall", "accuracy", "images"):
-        table.add_column(name.capitalize() if name != "iou" else "IoU", justify="right")
-    for label, m in rows.items():
-        cells = [f"{m[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "accuracy")]
-        table.add_row(label, *cells, str(m["images"]))
-    return table
-
-
-def train_command(config: Any) -> int:
+def train_command(config: TrainConfig) -> int:
     from polyp_rt.train.trainer import train
 
     summary = train(config)
@@ -57,7 +36,7 @@ def train_command(config: Any) -> int:
     return 0
 
 
-def eval_command(config: Any) -> int:
+def eval_command(config: EvalConfig) -> int:
     from polyp_rt.train.evaluate import evaluate_engine, evaluate_mask_folders, select_pairs
 
     if config.masks or config.truth:
@@ -68,8 +47,8 @@ def eval_command(config: Any) -> int:
     else:
         if not (config.data and config.model):
             raise PolypRtError("pass --data DIR and --model M (or --masks DIR --truth DIR)")
-        from polyp_rt.engines.factory import open_engine
-        from polyp_rt.train.trainer import progress_bar
+        from polyp_rt.core.progress import progress_bar
+        from polyp_rt.engines.registry import open_engine
 
         pairs, which, skipped = select_pairs(
             config.data, config.split, config.model, config.split_file, config.skip_bad
@@ -84,20 +63,20 @@ def eval_command(config: Any) -> int:
         result["skipped"] = skipped
         what = f"{config.model} on {which}"
     if config.json:
-        print(json.dumps(result))
+        print(to_json(result))
         return 0
     console.print(
         metrics_table(
             what,
-            {"mean per image": result, "micro (all pixels)": {**result["micro"], "images": result["images"]}},
+            {"mean per image": result, "micro (all pixels)": {**result["micro"], "images": result["images"]}},  # type: ignore[dict-item]
         )
     )
     return 0
 
 
-def synth_command(config: Any) -> int:
-    from polyp_rt.train import synthetic
-    from polyp_rt.train.trainer import progress_bar
+def synth_command(config: SynthConfig) -> int:
+    from polyp_rt.core.progress import progress_bar
+    from polyp_rt.train import scenes, synthetic
 
     if bool(config.out) == bool(config.video):
         raise PolypRtError("pass either --out DIR (a data set) or --video OUT.mp4 (a clip)")
@@ -118,18 +97,17 @@ def synth_command(config: Any) -> int:
         )
         frames = len(clip)
     else:
-        clip = synthetic.SyntheticClip(config.width, config.height, config.seed, config.fps)
+        clip = scenes.SyntheticClip(config.width, config.height, config.seed, config.fps)
         frames = config.frames
+    assert config.video is not None
     masks_dir = config.video.with_name(config.video.stem + "_masks")
     masks_dir.mkdir(parents=True, exist_ok=True)
-    import cv2
-
     with Recorder(config.video, config.width, config.height, config.fps) as recorder, progress_bar() as bar:
         task = bar.add_task("synthetic clip", total=frames, status="")
         for index in range(frames):
             rgb, mask = clip.frame(index)
             recorder.write(rgb, index / config.fps)
-            cv2.imwrite(str(masks_dir / f"{index:06d}.png"), mask)
+            synthetic.save_frame_mask(masks_dir, index, mask)
             bar.advance(task, 1)
     console.print(
         f"wrote {config.video} ({frames} frames, {config.fps:g} fps, {recorder.codec}) and {masks_dir}/"
@@ -137,9 +115,10 @@ def synth_command(config: Any) -> int:
     return 0
 
 
-def export_command(config: Any) -> int:
+def export_command(config: ExportConfig) -> int:
     from polyp_rt.export.onnx_export import export_onnx
 
+    assert config.checkpoint is not None and config.output is not None  # required flags
     with console.status(f"exporting {config.checkpoint} to ONNX and verifying it"):
         report = export_onnx(
             config.checkpoint,
@@ -162,7 +141,7 @@ def export_command(config: Any) -> int:
     return 0
 
 
-def build_command(config: Any) -> int:
+def build_command(config: BuildConfig) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from polyp_rt.export.trt_build import build_engine
@@ -173,6 +152,7 @@ def build_command(config: Any) -> int:
         def progress(phase: str, fraction: float) -> None:
             bar.update(task, description=f"TensorRT: {phase}", completed=fraction)
 
+        assert config.onnx is not None and config.output is not None  # required flags
         sidecar = build_engine(
             config.onnx,
             config.output,

@@ -9,10 +9,8 @@ as skipped with the reason.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +21,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from polyp_rt.cli.config import BenchConfig
+from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.files import to_json
 from polyp_rt.engines.base import Engine
-from polyp_rt.engines.errors import PolypRtError
-from polyp_rt.realtime.config import DEMO_MODEL, BenchConfig
+from polyp_rt.engines.timing import time_engine
+from polyp_rt.realtime.config import DEMO_MODEL, RunConfig
 from polyp_rt.realtime.stats import summarise
 
 log = logging.getLogger(__name__)
 console = Console()
-ALL_BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 @dataclass
@@ -72,47 +72,6 @@ class BackendResult:
         }
 
 
-def time_engine(
-    engine: Engine, batch: np.ndarray, iterations: int, warmup: int
-) -> tuple[list[float], dict[str, float]]:
-    """Host latency samples (ms) of `engine.infer`, and the mean CUDA-event split where it can be taken."""
-    for _ in range(warmup):
-        engine.infer(batch)
-    samples = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        engine.infer(batch)
-        samples.append((time.perf_counter() - t0) * 1000.0)
-    split = cuda_split(engine, batch, max(10, iterations // 4)) if engine.is_cuda else {}
-    return samples, split
-
-
-def cuda_split(engine: Engine, batch: np.ndarray, iterations: int) -> dict[str, float]:
-    """Mean H2D, compute and D2H times (ms) from CUDA events, for engines that take device tensors."""
-    infer_device = getattr(engine, "infer_device", None)
-    if infer_device is None:
-        return {}
-    import torch
-
-    stream = getattr(engine, "stream", None) or torch.cuda.current_stream()
-    host_in = torch.from_numpy(batch).pin_memory()
-    totals = {"h2d": 0.0, "compute": 0.0, "d2h": 0.0}
-    with torch.cuda.stream(stream):
-        for _ in range(iterations):
-            events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
-            events[0].record()
-            device_in = host_in.to(engine.device, non_blocking=True)
-            events[1].record()
-            logits = infer_device(device_in)
-            events[2].record()
-            logits.to("cpu", non_blocking=True)
-            events[3].record()
-            events[3].synchronize()
-            for key, (a, b) in zip(totals, zip(events, events[1:], strict=False), strict=True):
-                totals[key] += a.elapsed_time(b)
-    return {k: v / iterations for k, v in totals.items()}
-
-
 # ------------------------------------------------------------------ opening each backend
 
 
@@ -126,21 +85,16 @@ class Models:
     def checkpoint_for_preset(self, preset: str) -> Path:
         import torch
 
-        from polyp_rt.engines.contract import ModelContract
-        from polyp_rt.engines.models import create_model, model_config, save_checkpoint
+        from polyp_rt.engines.checkpoint import save_checkpoint
+        from polyp_rt.engines.models import contract_for, create_model, model_config
 
         path = self.tmp / f"{preset}.pt"
         if not path.exists():
             conf = model_config(preset, size=self.config.size)
-            contract = ModelContract(
-                conf.size,
-                conf.size,
-                preset=preset,
-                encoder=conf.encoder,
-                decoder_channels=conf.decoder_channels,
-            )
             torch.manual_seed(0)
-            save_checkpoint(path, create_model(conf), conf, contract, {"note": "random weights for timing"})
+            save_checkpoint(
+                path, create_model(conf), contract_for(conf), {"note": "random weights for timing"}
+            )
         return path
 
     def onnx_for(self, checkpoint: Path) -> Path:
@@ -153,57 +107,39 @@ class Models:
         return path
 
 
-def open_for(backend: str, model: Path, models: Models, config: BenchConfig, device: str) -> Engine:
-    from polyp_rt.engines.factory import open_engine
-    from polyp_rt.engines.torch_backend import TorchEngine
+def open_for(backend: str, model: Path, models: Models, config: BenchConfig) -> Engine:
+    """`backend` on `model`, converting what it needs: a temporary ONNX from a checkpoint, or, for
+    torch on an ONNX file or engine, the same architecture with random weights (same speed)."""
+    from polyp_rt.engines.backends.torch_backend import TorchEngine
+    from polyp_rt.engines.base import OpenOptions
+    from polyp_rt.engines.registry import open_engine, parse_backend, read_contract, readers, settle_device
 
-    family = backend.split("-")[0]
-    kind = model.suffix.lower()
-    if family == "torch":
-        if kind in (".pt", ".pth"):
-            return open_engine(
-                model,
-                "torch",
-                device,
-                fp16=config.fp16,
-                cuda_graph=config.cuda_graph,
-                batch_size=config.batch,
-            )
-        contract = open_engine_contract(model)
-        return TorchEngine.from_contract(
-            contract, device, fp16=config.fp16, cuda_graph=config.cuda_graph, batch_size=config.batch
-        )
-    if family == "onnxruntime":
-        if kind in (".pt", ".pth"):
+    cls, _ = parse_backend(backend)
+    if model.suffix.lower() not in cls.suffixes:
+        if cls is TorchEngine:
+            reason = cls.unavailable(settle_device(config.device, cls))
+            if reason:
+                raise PolypRtError(reason)
+            device = settle_device(config.device, cls)
+            options = OpenOptions(device, "", config.fp16, config.cuda_graph, config.batch)
+            return TorchEngine.from_contract(read_contract(model), options)
+        if ".onnx" in cls.suffixes and TorchEngine in readers(model):
             model = models.onnx_for(model)
-        elif kind != ".onnx":
-            raise PolypRtError(f"onnxruntime needs the .onnx file; {model.name} is a {kind} file")
-        return open_engine(model, backend, device, batch_size=config.batch)
-    if kind not in (".engine", ".plan"):
-        from polyp_rt.engines.tensorrt_backend import require_cuda, require_tensorrt
-
-        require_tensorrt()
-        require_cuda()
-        raise PolypRtError(
-            f"tensorrt needs an engine: run `polyp-rt build --onnx {model} -o model.engine` and bench that"
-        )
-    return open_engine(model, "tensorrt", device, cuda_graph=config.cuda_graph, batch_size=config.batch)
-
-
-def open_engine_contract(model: Path) -> Any:
-    from polyp_rt.engines.contract import ModelContract
-    from polyp_rt.realtime.info import describe_model
-
-    return ModelContract.from_dict(describe_model(model)["contract"], str(model))
-
-
-# ------------------------------------------------------------------ model-only benchmark
+        else:
+            reason = cls.unavailable(settle_device(config.device, cls))
+            raise PolypRtError(
+                reason
+                or f"{cls.name} needs a {'/'.join(cls.suffixes)} file: make one from {model.name} "
+                "(`polyp-rt build --onnx MODEL.onnx -o model.engine`) and bench that"
+            )
+    return open_engine(
+        model, backend, config.device, fp16=config.fp16, cuda_graph=config.cuda_graph, batch_size=config.batch
+    )
 
 
 def bench_models(config: BenchConfig) -> list[BackendResult]:
-    from polyp_rt.engines.factory import auto_backend, default_device
+    from polyp_rt.engines.registry import REGISTRY, choose, parse_backend
 
-    device = config.device or default_device()
     results: list[BackendResult] = []
     with ExitStack() as stack:
         models = Models(config, stack)
@@ -218,25 +154,25 @@ def bench_models(config: BenchConfig) -> list[BackendResult]:
             targets = [(model.name, model)]
         for label, model in targets:
             if config.backends == "auto":
-                backends = [auto_backend(model)]
+                backends = [choose(model, "auto", config.device)[0].name]
             elif config.backends == "all":
-                backends = list(ALL_BACKENDS)
+                backends = list(REGISTRY)
             else:
                 backends = [b.strip() for b in config.backends.split(",")]
+                for backend in backends:
+                    parse_backend(backend)  # an unknown name is an error, not a skipped row
             for backend in backends:
-                results.append(bench_one(label, backend, model, models, config, device))
+                results.append(bench_one(label, backend, model, models, config))
     return results
 
 
-def bench_one(
-    label: str, backend: str, model: Path, models: Models, config: BenchConfig, device: str
-) -> BackendResult:
+def bench_one(label: str, backend: str, model: Path, models: Models, config: BenchConfig) -> BackendResult:
     result = BackendResult(label, backend, batch=config.batch)
     try:
-        engine = open_for(backend, model, models, config, device)
+        engine = open_for(backend, model, models, config)
     except PolypRtError as exc:
         result.skipped = str(exc)
-        result.device = device
+        result.device = config.device or ""
         log.warning("%s on %s: skipped: %s", backend, label, exc)
         return result
     with engine:
@@ -276,7 +212,7 @@ def results_table(results: list[BackendResult], title: str) -> Table:
         table.add_column(column, justify="right")
     ran = [r for r in results if not r.skipped]
     first = ran[0] if ran else None
-    notes = []
+    notes: list[str] = []
     for r in results:
         head = [r.model] if several_models else []
         if r.skipped or first is None:
@@ -307,16 +243,17 @@ def results_table(results: list[BackendResult], title: str) -> Table:
 
 
 def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
-    from polyp_rt.engines.factory import open_engine
-    from polyp_rt.realtime.config import OverlayConfig
-    from polyp_rt.realtime.overlay import Hud, Overlay
-    from polyp_rt.realtime.pipeline import Pipeline, PipelineOptions
-    from polyp_rt.realtime.sources import SourceOptions, open_source
-    from polyp_rt.realtime.stages import make_stage
+    """The threaded pipeline on a live source (no sinks, no window), the model alone, and the
+    same operators run in one thread, all from one `compose()` wiring."""
+    from polyp_rt.engines.registry import open_engine
+    from polyp_rt.realtime.compose import compose
 
     model = Path(config.model or DEMO_MODEL)
     if not model.is_file():
         raise PolypRtError(f"{model}: model not found; pass --model")
+    run_config = RunConfig(
+        source=config.source, model=model, headless=True, max_frames=config.frames, stages=config.stages
+    )
     with open_engine(
         model, config.backend, config.device, fp16=config.fp16, cuda_graph=config.cuda_graph
     ) as engine:
@@ -325,48 +262,27 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         with console.status("model alone"):
             model_samples, _ = time_engine(engine, batch, 100, 10)
         model_p50 = summarise(model_samples)["p50"]
-
-        source = open_source(config.source, SourceOptions())
-        source.open()
-        stage = make_stage(engine, cpu_only=config.stages == "cpu")
-        label = f"{engine.name} {engine.device}"
-        with console.status(f"threaded pipeline, {config.frames} frames"):
-            pipeline = Pipeline(
-                source,
-                stage,
-                Overlay(OverlayConfig()),
-                [],
-                options=PipelineOptions(max_frames=config.frames, backend_label=label),
-            )
+        with (
+            console.status(f"threaded pipeline, {config.frames} frames"),
+            compose(run_config, engine) as pipeline,
+        ):
             outcome = pipeline.run()
-        source.close()
+            stage = type(pipeline.stage).__name__
         if outcome.error is not None:
             raise outcome.error
         threaded = outcome.stats.summary()
-
-        source = open_source(config.source, SourceOptions())
-        source.open()
-        overlay = Overlay(OverlayConfig())
-        with console.status(f"sequential loop, {config.frames} frames"):
-            t0 = time.perf_counter()
-            done = 0
-            while done < config.frames:
-                frame = source.read()
-                if frame is None:
-                    break
-                frame = stage(frame)
-                assert frame.mask is not None
-                overlay.draw(frame.rgb, frame.mask, Hud(backend=label), frame.blended)
-                done += 1
-            sequential_fps = done / (time.perf_counter() - t0)
-        source.close()
-        stage.close()
+        with (
+            console.status(f"sequential loop, {config.frames} frames"),
+            compose(run_config, engine) as pipeline,
+        ):
+            sequential_fps = pipeline.run_sequential(config.frames)
+        engine_info = engine.describe()
     e2e_p50 = threaded["e2e_ms"]["p50"]
     return {
         "source": config.source,
         "model": str(model),
-        "stages": type(stage).__name__,
-        "engine": engine.describe(),
+        "stages": stage,
+        "engine": engine_info,
         **threaded,
         "model_only_ms": summarise(model_samples),
         "sequential_fps": sequential_fps,
@@ -379,11 +295,11 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
 
 def bench_command(config: BenchConfig) -> int:
     if config.pipeline:
-        from polyp_rt.realtime.run import stats_table
+        from polyp_rt.cli.report import stats_table
 
         report = bench_pipeline(config)
         if config.json:
-            print(json.dumps(report, default=str))
+            print(to_json(report))
             return 0
         console.print(
             stats_table(
@@ -400,7 +316,7 @@ def bench_command(config: BenchConfig) -> int:
 
     results = bench_models(config)
     if config.plot:
-        from polyp_rt.realtime.stats import plot_latency
+        from polyp_rt.realtime.plots import plot_latency
 
         plot_latency(
             {f"{r.model} {r.backend}": r.samples for r in results if not r.skipped},
@@ -409,7 +325,7 @@ def bench_command(config: BenchConfig) -> int:
         )
     if config.json:
         print(
-            json.dumps(
+            to_json(
                 {
                     "iterations": config.iterations,
                     "warmup": config.warmup,

@@ -1,0 +1,63 @@
+"""What the commands print: the closing tables, the live status line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from polyp_rt.realtime.stats import STAGES, LatencyStats
+
+console = Console()
+
+
+def facts_table(title: str, rows: dict[str, object]) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    return table
+
+
+def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for name in ("dice", "iou", "precision", "recall", "accuracy", "images"):
+        table.add_column(name.capitalize() if name != "iou" else "IoU", justify="right")
+    for label, m in rows.items():
+        cells = [f"{m[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "accuracy")]
+        table.add_row(label, *cells, str(m["images"]))
+    return table
+
+
+def status_line(stats: LatencyStats, status: str) -> Text:
+    p50, p99 = stats.recent_e2e_percentile(50, 120), stats.recent_e2e_percentile(99, 120)
+    fps = stats.frames_out / stats.seconds if stats.seconds > 0 else 0.0
+    text = f"{stats.frames_out} frames  {fps:5.1f} fps  e2e p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+    return Text(text + (f"  [{status}]" if status else ""), style="bold")
+
+
+def stats_table(summary: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("stage")
+    for column in ("count", "mean", "p50", "p90", "p99", "max"):
+        table.add_column(column + (" ms" if column != "count" else ""), justify="right")
+    rows = [(name, summary["stages_ms"][name]) for name, _, _ in STAGES] + [("end to end", summary["e2e_ms"])]
+    rows += [(f"GPU {step} (CUDA events)", s) for step, s in summary.get("gpu_ms", {}).items()]
+    for name, s in rows:
+        table.add_row(
+            name,
+            str(s["count"]),
+            *(f"{s[k]:.1f}" for k in ("mean", "p50", "p90", "p99", "max")),
+            style="bold" if name == "end to end" else None,
+        )
+    dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
+    skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
+    table.caption = (
+        f"{summary['frames_in']} frames in, {summary['frames_processed']} processed, {summary['fps']:.1f} fps "
+        f"over {summary['seconds']:.1f} s · dropped: {dropped} · skipped input: {skipped}"
+    )
+    return table

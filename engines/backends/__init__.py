@@ -1,0 +1,1 @@
+"""Inference backends, one module each; the registry (polyp_rt.engines.registry) opens them."""

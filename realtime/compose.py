@@ -1,0 +1,86 @@
+"""`compose()`: the one place that builds the live pipeline's operators and wires them.
+
+`polyp-rt run`, `bench --pipeline`, `batch` and the tests all get their pipeline here:
+
+    source -> capture queue -> stage (preprocess, engine, postprocess) -> output queue
+           -> overlay -> sinks (recording, masks, truth score, ...) and the window
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+
+from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.options import out_of_range
+from polyp_rt.engines.base import Engine
+from polyp_rt.realtime.config import RunConfig
+from polyp_rt.realtime.overlay import Overlay, parse_color
+from polyp_rt.realtime.pipeline import Pipeline
+from polyp_rt.realtime.sinks import Display, MaskWriter, RecordingSink, Sink, TruthScorer
+from polyp_rt.realtime.sources import Source, open_source
+from polyp_rt.realtime.stage import InferenceStage
+from polyp_rt.realtime.stats import LatencyStats
+
+
+def compose(
+    config: RunConfig,
+    engine: Engine,
+    *,
+    display: Display | None = None,
+    extra_sinks: Sequence[Sink] = (),
+    on_frame: Callable[[LatencyStats, str], None] | None = None,
+) -> Pipeline:
+    """The pipeline `config` describes around an open `engine`; close it (or use `with`) when done."""
+    problem = out_of_range(config)
+    if problem:
+        raise PolypRtError(problem)
+    if not config.source:
+        raise PolypRtError("no --source given")
+    with ExitStack() as stack:  # on an error here, what was opened is closed again
+        source = open_source(config.source, config.capture)
+        source.open()
+        stack.callback(source.close)
+        stage = make_stage(engine, config)
+        stack.callback(stage.close)
+        sinks = [*make_sinks(config, source, stack), *extra_sinks]
+        for sink in extra_sinks:
+            stack.callback(sink.close)
+        pipeline = Pipeline(
+            source,
+            stage,
+            Overlay(config.overlay),
+            sinks,
+            config,
+            display=display,
+            label=engine.label,
+            on_frame=on_frame,
+            resources=stack.pop_all(),
+        )
+    return pipeline
+
+
+def make_stage(engine: Engine, config: RunConfig) -> InferenceStage:
+    """The GPU frame path for CUDA engines that take device tensors, the CPU path otherwise."""
+    if engine.is_cuda and engine.device_tensors and config.stages != "cpu":
+        from polyp_rt.realtime.gpu_stage import TorchStage
+
+        color, alpha = parse_color(config.overlay.color), config.overlay.mask_alpha
+        return TorchStage(engine, config.threshold, config.smoothing, color, alpha, 2 * config.queue_size + 4)
+    from polyp_rt.realtime.cpu_stage import CpuStage
+
+    return CpuStage(engine, config.threshold, config.smoothing)
+
+
+def make_sinks(config: RunConfig, source: Source, stack: ExitStack) -> list[Sink]:
+    """The sinks the flags ask for; each is closed by `stack` (the recording is always finalised)."""
+    sinks: list[Sink] = []
+    if config.record:
+        sinks.append(RecordingSink(config.record, source.width, source.height, source.fps))
+    if config.masks_out:
+        sinks.append(MaskWriter(config.masks_out))
+    if config.truth:
+        sinks.append(TruthScorer(config.truth))
+    for sink in sinks:
+        stack.callback(sink.close)
+    return sinks

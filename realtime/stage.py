@@ -1,0 +1,36 @@
+"""The inference stage: preprocess -> engine -> postprocess, turning a Frame's RGB into a mask.
+
+Two implementations: CpuStage (numpy + OpenCV around any engine) and, for engines that
+take CUDA tensors, TorchStage (realtime/gpu_stage.py). The wiring (realtime/compose.py)
+picks one. Both set the frame's mask (uint8 {0,1} at frame size) and max_prob, and stamp
+their steps.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from polyp_rt.engines.base import Engine
+from polyp_rt.realtime.frame import Frame
+
+
+class InferenceStage(ABC):
+    def __init__(self, engine: Engine, threshold: float | None = None, smoothing: float = 0.0) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError("smoothing must be in [0, 1)")
+        self.engine = engine
+        self.threshold = engine.contract.threshold if threshold is None else threshold
+        self.smoothing = smoothing
+
+    @abstractmethod
+    def __call__(self, frame: Frame) -> Frame:
+        """Set frame.mask, frame.max_prob (and frame.blended on the GPU path); stamp the three steps."""
+
+    def prepare(self, frame: Frame) -> None:  # noqa: B027 (only the GPU path works ahead)
+        """Called by the capture thread as soon as a frame exists (the GPU path starts its upload)."""
+
+    def warm_up(self, height: int, width: int) -> None:  # noqa: B027 (only the GPU path allocates)
+        """Called once the source's frame size is known, before the first frame."""
+
+    def close(self) -> None:  # noqa: B027 (most stages hold nothing to free)
+        """Free what the stage holds (GPU buffers)."""
