@@ -314,6 +314,10 @@ def bench_command(config: BenchConfig) -> int:
         )
         return 0
 
+    if config.plot:  # before the timing, not after it
+        from polyp_rt.core.paths import Place, check_paths
+
+        check_paths([Place("--model", Path(config.model or DEMO_MODEL))], [Place("--plot", config.plot)])
     results = bench_models(config)
     if config.plot:
         from polyp_rt.realtime.plots import plot_latency

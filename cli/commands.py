@@ -9,7 +9,8 @@ from typing import Any
 from polyp_rt.cli.report import console, facts_table, metrics_table
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import to_json
-from polyp_rt.export.config import BuildConfig, ExportConfig
+from polyp_rt.core.paths import Place, check_paths
+from polyp_rt.export.config import BuildConfig, ExportConfig, QuantizeConfig
 from polyp_rt.train.config import EvalConfig, SynthConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -91,18 +92,27 @@ def synth_command(config: SynthConfig) -> int:
 
     from polyp_rt.realtime.recorder import Recorder
 
+    width, height = config.width - config.width % 2, config.height - config.height % 2
+    if (width, height) != (config.width, config.height):  # the clip and its masks stay the same size
+        log.warning(
+            "--width %d --height %d: the clip and its masks are %dx%d (H.264 yuv420p needs even sizes)",
+            config.width,
+            config.height,
+            width,
+            height,
+        )
     if config.from_images:
         clip: Any = synthetic.PanZoomClip(
-            config.from_images, config.width, config.height, config.seed, config.fps, config.seconds_per_image
+            config.from_images, width, height, config.seed, config.fps, config.seconds_per_image
         )
         frames = len(clip)
     else:
-        clip = scenes.SyntheticClip(config.width, config.height, config.seed, config.fps)
+        clip = scenes.SyntheticClip(width, height, config.seed, config.fps)
         frames = config.frames
     assert config.video is not None
     masks_dir = config.video.with_name(config.video.stem + "_masks")
     masks_dir.mkdir(parents=True, exist_ok=True)
-    with Recorder(config.video, config.width, config.height, config.fps) as recorder, progress_bar() as bar:
+    with Recorder(config.video, width, height, config.fps) as recorder, progress_bar() as bar:
         task = bar.add_task("synthetic clip", total=frames, status="")
         for index in range(frames):
             rgb, mask = clip.frame(index)
@@ -119,6 +129,7 @@ def export_command(config: ExportConfig) -> int:
     from polyp_rt.export.onnx_export import export_onnx
 
     assert config.checkpoint is not None and config.output is not None  # required flags
+    check_paths([Place("--checkpoint", config.checkpoint)], [Place("--output", config.output)])
     with console.status(f"exporting {config.checkpoint} to ONNX and verifying it"):
         report = export_onnx(
             config.checkpoint,
@@ -141,18 +152,68 @@ def export_command(config: ExportConfig) -> int:
     return 0
 
 
+def quantize_command(config: QuantizeConfig) -> int:
+    from polyp_rt.core.progress import progress_bar
+    from polyp_rt.export.int8 import quantize_int8
+
+    assert config.onnx is not None and config.output is not None and config.calibrate is not None
+    check_paths(
+        [Place("--onnx", config.onnx), Place("--calibrate", config.calibrate)],
+        [Place("--output", config.output)],
+    )
+    with progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{stage} ({total} images)", total=total, status="")
+            bar.update(tasks[stage], completed=done)
+
+        report = quantize_int8(
+            config.onnx,
+            config.output,
+            config.calibrate,
+            images=config.images,
+            verify_images=config.verify_images,
+            seed=config.seed,
+            min_mask_dice=config.min_dice,
+            progress=progress,
+        )
+    if config.json:
+        print(to_json(report.to_json()))
+        return 0
+    rows = {
+        "size": f"{report.bytes / 1e6:.1f} MB (FP32 {report.fp32_bytes / 1e6:.1f} MB)",
+        "images": report.how,
+        "INT8 vs FP32 masks, Dice over all held-out pixels": f"{report.mask_dice:.4f}",
+        "the same per image: mean / min": f"{report.mask_dice_mean:.4f} / {report.mask_dice_min:.4f}",
+    }
+    if report.dataset_dice_fp32 is not None and report.dataset_dice_int8 is not None:
+        rows["Dice against the truth: FP32 / INT8"] = (
+            f"{report.dataset_dice_fp32:.4f} / {report.dataset_dice_int8:.4f} (drop {report.dataset_dice_drop:.4f})"
+        )
+    rows["seconds"] = f"{report.seconds:.0f}"
+    console.print(facts_table(f"quantized {report.path} (INT8, verified)", rows))
+    return 0
+
+
 def build_command(config: BuildConfig) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from polyp_rt.engines.sidecar import sidecar_path
     from polyp_rt.export.trt_build import build_engine
 
+    assert config.onnx is not None and config.output is not None  # required flags
+    outputs = [Place("--output", config.output), Place("its sidecar", sidecar_path(config.output))]
+    if config.timing_cache:  # read if present, and written back
+        outputs.append(Place("--timing-cache", config.timing_cache))
+    check_paths([Place("--onnx", config.onnx)], outputs)
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("TensorRT build", total=1.0)
 
         def progress(phase: str, fraction: float) -> None:
             bar.update(task, description=f"TensorRT: {phase}", completed=fraction)
 
-        assert config.onnx is not None and config.output is not None  # required flags
         sidecar = build_engine(
             config.onnx,
             config.output,

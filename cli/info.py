@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import import_module, metadata
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +13,9 @@ from rich.table import Table
 
 from polyp_rt.cli.config import InfoConfig
 from polyp_rt.core.files import to_json
+from polyp_rt.realtime.stats_file import package_versions
 
 console = Console()
-PACKAGES = (
-    "polyp-rt",
-    "torch",
-    "torchvision",
-    "segmentation-models-pytorch",
-    "onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "av",
-    "opencv-python",
-    "numpy",
-)
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    versions["tensorrt"] = tensorrt_version() or "not installed"
-    return versions
-
-
-def tensorrt_version() -> str | None:
-    try:
-        from polyp_rt.engines.backends.tensorrt_backend import require_tensorrt
-
-        return require_tensorrt()
-    except Exception:  # BackendUnavailable, or a broken install
-        return None
 
 
 def cpu_model() -> str:

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import importlib
 import logging
+import signal
 import sys
 import types
 import typing
@@ -45,6 +46,8 @@ def _flag_type(annotation: Any) -> Any:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
+    if typing.get_origin(annotation) is list:  # nargs: argparse converts each item
+        return args[0]
     return annotation
 
 
@@ -66,10 +69,17 @@ def add_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
             parser.add_argument(*flags, dest=f.name, action=action, default=default, help=help_text)
             continue
         valid = meta.pop("range", None)
-        if default is not None and not meta.get("required"):
+        positional = not flags[0].startswith("-")  # its name is its dest
+        if default is not None and not meta.get("required") and not positional:
             help_text = f"{help_text} (default: {default})"
+        dest: dict[str, Any] = {} if positional else {"dest": f.name}
         parser.add_argument(
-            *flags, dest=f.name, type=_ranged(kind, valid), default=default, help=help_text, **meta
+            *flags,
+            **dest,
+            type=_ranged(kind, valid),
+            default=default,
+            help=help_text,
+            **meta,
         )
 
 
@@ -134,6 +144,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "polyp_rt.export.config:ExportConfig",
         "polyp_rt.cli.commands:export_command",
     ),
+    "quantize": (
+        "make a verified INT8 ONNX from an FP32 one, calibrated on real images (fastest on a CPU)",
+        "polyp_rt.export.config:QuantizeConfig",
+        "polyp_rt.cli.commands:quantize_command",
+    ),
     "build": (
         "build a TensorRT engine from an ONNX model (needs TensorRT and a GPU)",
         "polyp_rt.export.config:BuildConfig",
@@ -149,6 +164,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "polyp_rt.cli.config:InfoConfig",
         "polyp_rt.cli.info:info_command",
     ),
+    "batch": (
+        "run the pipeline over archives of recorded videos, on this machine or a Ray cluster",
+        "polyp_rt.batch.config:BatchConfig",
+        "polyp_rt.cli.batch:batch_command",
+    ),
 }
 
 
@@ -160,15 +180,22 @@ def load(target: str) -> Any:
 # ---------------------------------------------------------------- entry point
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line, like every other error: `error: argument --flag: ...`."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="polyp-rt",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"polyp-rt {version()}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="more log output")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -190,6 +217,13 @@ def setup_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = _main(argv)
+    if argv is None:  # the program itself: Ctrl-C while the interpreter exits must not kill it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")  # `polyp-rt --source X` is `polyp-rt run --source X`

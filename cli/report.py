@@ -51,7 +51,7 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
         table.add_row(
             name,
             str(s["count"]),
-            *(f"{s[k]:.1f}" for k in ("mean", "p50", "p90", "p99", "max")),
+            *(f"{s[k]:.1f}" if s["count"] else "-" for k in ("mean", "p50", "p90", "p99", "max")),
             style="bold" if name == "end to end" else None,
         )
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"

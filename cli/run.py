@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rich.live import Live
 from rich.text import Text
 
-from polyp_rt.cli.info import package_versions
 from polyp_rt.cli.report import console, stats_table, status_line
 from polyp_rt.core.errors import PolypRtError, RecorderError
+from polyp_rt.core.files import disk_full_hint
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.config import DEMO_CLIP, RunConfig
-from polyp_rt.realtime.pipeline import Outcome, Pipeline
+from polyp_rt.realtime.outputs import histogram_path
+from polyp_rt.realtime.pipeline import Outcome, Pipeline, StopOnSignals
 from polyp_rt.realtime.plots import plot_latency
 from polyp_rt.realtime.stats import write_stats_json
+from polyp_rt.realtime.stats_file import run_facts, stats_document
 
 log = logging.getLogger(__name__)
 
@@ -38,34 +39,40 @@ def run_command(config: RunConfig) -> int:
             f"{config.model}: model not found; pass --model with a .onnx, .engine or checkpoint .pt"
         )
 
-    with ExitStack() as stack:
-        engine = stack.enter_context(
-            open_engine(
-                config.model, config.backend, config.device, fp16=config.fp16, cuda_graph=config.cuda_graph
+    with StopOnSignals() as signals:  # also while the run finishes (the recording, the statistics)
+        with ExitStack() as stack:
+            engine = stack.enter_context(
+                open_engine(
+                    config.model,
+                    config.backend,
+                    config.device,
+                    fp16=config.fp16,
+                    cuda_graph=config.cuda_graph,
+                )
             )
-        )
-        live = stack.enter_context(Live(Text(""), console=console, refresh_per_second=4, transient=True))
-        display = None if config.headless else open_display()
-        if display:
-            stack.callback(display.close)
-        pipeline = stack.enter_context(
-            compose(
-                config,
-                engine,
-                display=display,
-                on_frame=lambda stats, status: live.update(status_line(stats, status)),
+            live = stack.enter_context(Live(Text(""), console=console, refresh_per_second=4, transient=True))
+            display = None if config.headless else open_display()
+            if display:
+                stack.callback(display.close)
+            pipeline = stack.enter_context(
+                compose(
+                    config,
+                    engine,
+                    display=display,
+                    on_frame=lambda stats, status: live.update(status_line(stats, status)),
+                )
             )
-        )
-        log.info(
-            "%s -> %s (%s) -> %s",
-            pipeline.source.description,
-            Path(config.model).name,
-            engine.provider,
-            ", ".join(type(s).__name__ for s in pipeline.sinks) or "no sinks",
-        )
-        outcome = pipeline.run()
-    report(config, engine, pipeline, outcome)
-    return finish(outcome)
+            signals.watch(pipeline)
+            log.info(
+                "%s -> %s (%s) -> %s",
+                pipeline.source.description,
+                Path(config.model).name,
+                engine.provider,
+                ", ".join(type(s).__name__ for s in pipeline.sinks) or "no sinks",
+            )
+            outcome = pipeline.run()
+        report(config, engine, pipeline, outcome)
+        return finish(outcome)
 
 
 def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outcome) -> None:
@@ -73,14 +80,7 @@ def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outco
     summary = outcome.stats.summary()
     title = f"{pipeline.source.description} · {engine.label} · {outcome.reason}"
     console.print(stats_table(summary, title))
-    extra: dict[str, Any] = {
-        "reason": outcome.reason,
-        "exit_code": outcome.exit_code,
-        "error": str(outcome.error) if outcome.error is not None else None,
-        "engine": engine.describe(),
-    }
-    for sink in pipeline.sinks:
-        extra.update(sink.summary())
+    extra: dict[str, Any] = run_facts(engine, pipeline, outcome)
     if "truth" in extra:
         scores = extra["truth"]
         console.print(
@@ -92,20 +92,14 @@ def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outco
     if "masks" in extra:
         console.print(f"masks: {extra['masks']['folder']}/ ({extra['masks']['written']} PNG files)")
     if config.stats_json:
-        write_stats(
-            config,
-            outcome,
-            summary,
-            {**extra, "config": asdict(config), "versions": package_versions()},
-            title,
-        )
+        write_stats(config, outcome, summary, stats_document(config, extra), title)
 
 
 def write_stats(
     config: RunConfig, outcome: Outcome, summary: dict[str, Any], extra: dict[str, Any], title: str
 ) -> None:
     assert config.stats_json is not None
-    histogram = config.stats_json.with_suffix(".png")
+    histogram = histogram_path(config.stats_json)
     try:
         write_stats_json(config.stats_json, summary, extra)
         plot_latency(
@@ -115,7 +109,7 @@ def write_stats(
         )
     except OSError as exc:
         failed = RecorderError(
-            f"{config.stats_json}: writing the statistics failed ({exc.strerror or exc}); is the disk full?"
+            f"{config.stats_json}: writing the statistics failed ({exc.strerror or exc}){disk_full_hint(exc)}"
         )
         if outcome.error is None:
             raise failed from exc

@@ -34,3 +34,7 @@ class SourceError(PolypRtError):
 
 class RecorderError(PolypRtError):
     """The annotated recording cannot be written."""
+
+
+class OutputError(PolypRtError):
+    """An output path would overwrite an input or another output, or cannot be written."""

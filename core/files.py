@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -40,3 +41,8 @@ def write_json(path: Path, value: Any, indent: int | None = 1) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(to_json(value, indent) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def disk_full_hint(exc: BaseException) -> str:
+    """'; is the disk full?' for an error that says the disk or the user's quota is full, else ''."""
+    return "; is the disk full?" if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else ""

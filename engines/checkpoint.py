@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not objects torch refused: bytes it cannot read
+            raise ModelError(
+                f"{path}: not a torch checkpoint (its bytes are neither torch's format nor a pickle); "
+                "is it the right file, and complete? use a checkpoint written by `polyp-rt train`"
+            ) from exc
         raise ModelError(
             f"{path}: refused to load, it holds Python objects beyond tensors and plain data "
             "(torch weights_only=True); only load checkpoints written by `polyp-rt train`"
@@ -99,6 +104,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             "use a checkpoint written by `polyp-rt train`"
         )
     contract = ModelContract.from_dict(data["contract"], str(path))
+    if "tf_padding" in data.get("model", {}) and "tf_padding" not in data["contract"]:  # a /1 checkpoint
+        contract = replace(contract, tf_padding=bool(data["model"]["tf_padding"]))
     extra = {
         k: v for k, v in data.items() if k not in ("format", "state_dict", "model", "contract", "provenance")
     }

@@ -19,6 +19,7 @@ from polyp_rt.engines.contract import ModelContract
 REGISTRY: dict[str, str] = {
     "tensorrt": "polyp_rt.engines.backends.tensorrt_backend:TensorRTEngine",
     "torch": "polyp_rt.engines.backends.torch_backend:TorchEngine",
+    "openvino": "polyp_rt.engines.backends.openvino_backend:OpenVinoEngine",
     "onnxruntime": "polyp_rt.engines.backends.onnxruntime_backend:OnnxRuntimeEngine",
 }
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FP32_MAX_DIFF = 1e-4
 FP16_MIN_MASK_DICE = 0.999
+MIN_OPSET = 16  # the lowest the exporter's converter reaches from its native 18 for our models
 
 
 @dataclass
@@ -74,6 +75,11 @@ def export_onnx(
     import torch
 
     started = time.monotonic()
+    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise PolypRtError(
+            f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {onnx.defs.onnx_opset_version()} "
+            "(18 natively)"
+        )
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.build_model()
     contract = ModelContract.from_dict(
@@ -86,6 +92,9 @@ def export_onnx(
     dtype = torch.float16 if fp16 else torch.float32
     example = torch.zeros(1, 3, contract.height, contract.width, dtype=dtype)
     dynamic = ({0: torch.export.Dim("N", min=1, max=256)},) if dynamic_batch else None
+    converter_log = logging.getLogger("onnxscript.version_converter")
+    level = converter_log.level
+    converter_log.setLevel(logging.ERROR)  # a failed conversion is checked below, in one line
     try:
         torch.onnx.export(
             copy.deepcopy(model).to(dtype),
@@ -101,8 +110,17 @@ def export_onnx(
         )
     except Exception as exc:  # the exporter raises many types; the first line says what failed
         raise ModelError(f"{checkpoint}: ONNX export failed ({str(exc).splitlines()[0]})") from exc
+    finally:
+        converter_log.setLevel(level)
 
     proto = onnx.load(str(output))
+    written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    if written != opset:
+        output.unlink()
+        raise ModelError(
+            f"{checkpoint}: the exporter could not convert this model to opset {opset} (it wrote {written}); "
+            "export with --opset 18, or another opset that it converts to"
+        )
     del proto.metadata_props[:]
     for key, value in contract.to_metadata().items():
         proto.metadata_props.add(key=key, value=value)
@@ -124,7 +142,7 @@ def export_onnx(
     return ExportReport(
         output,
         output.stat().st_size,
-        next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+        written,
         "fp16" if fp16 else "fp32",
         dynamic_batch,
         max_diff,

@@ -15,6 +15,7 @@ from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.options import out_of_range
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.config import RunConfig
+from polyp_rt.realtime.outputs import check_run_paths
 from polyp_rt.realtime.overlay import Overlay, parse_color
 from polyp_rt.realtime.pipeline import Pipeline
 from polyp_rt.realtime.sinks import Display, MaskWriter, RecordingSink, Sink, TruthScorer
@@ -37,6 +38,7 @@ def compose(
         raise PolypRtError(problem)
     if not config.source:
         raise PolypRtError("no --source given")
+    check_run_paths(config)  # before anything is opened for writing
     with ExitStack() as stack:  # on an error here, what was opened is closed again
         source = open_source(config.source, config.capture)
         source.open()

@@ -41,11 +41,11 @@ class CaptureConfig:
     width: int | None = option(None, "camera: requested width", low=1)
     height: int | None = option(None, "camera: requested height", low=1)
     fps: float | None = option(
-        None, "camera: requested frame rate; synthetic: frame rate", low=0, low_open=True
+        None, "camera: requested frame rate; synthetic: frame rate", low=0, high=1000, low_open=True
     )
     fourcc: str | None = option(None, "camera: requested pixel format, e.g. MJPG or YUYV")
     stall_timeout: float = option(
-        2.0, "live source: seconds without a frame before reconnecting", low=0, low_open=True
+        2.0, "live source: seconds without a frame before reconnecting", low=0, high=3600, low_open=True
     )
     reconnects: int = option(3, "live source: reconnect attempts before giving up", low=0)
 
@@ -89,7 +89,10 @@ class RunConfig:
     headless: bool = option(False, "no window")
     max_frames: int | None = option(None, "stop after this many frames", metavar="N", low=1)
     queue_size: int = option(
-        1, "frames waiting between threads (live sources drop the oldest; 1 = lowest latency)", low=1
+        1,
+        "frames waiting between threads (live sources drop the oldest; 1 = lowest latency)",
+        low=1,
+        high=100,
     )
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

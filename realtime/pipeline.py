@@ -4,17 +4,22 @@ Two worker threads (capture, inference) feed the calling thread, which draws the
 overlay and serves the sinks and the window (OpenCV windows want the main thread).
 Any thread's error, a quit key, Ctrl-C or SIGTERM sets one stop event; every
 thread returns within a bounded time, the first error is re-raised here.
+
+Ctrl-C while the pipeline stops (the recording and statistics being finished) does not cut
+that short: the second is noted, a third quits at once (`StopOnSignals`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
@@ -78,6 +83,7 @@ class Pipeline:
         self._shown_status = ""
         self._last: Frame | None = None  # redrawn with the status while no frame comes
         self._reason: str | None = None
+        self.signals_watched = False  # a caller's StopOnSignals handles Ctrl-C and SIGTERM
         self._max_reached = False
         self._error: BaseException | None = None
         self._lock = threading.Lock()
@@ -106,7 +112,7 @@ class Pipeline:
             threading.Thread(target=self._guard, args=(loop,), name=f"polyp-rt {name}", daemon=True)
             for name, loop in loops
         ]
-        with self._signals_stop_pipeline():
+        with nullcontext() if self.signals_watched else StopOnSignals(self):
             for thread in threads:
                 thread.start()
             if threads:
@@ -164,6 +170,8 @@ class Pipeline:
             self.stats.frames_in += 1
             self.stage.prepare(frame)  # the GPU path starts the frame's upload here
             self.captured.put(frame)
+            while self.source.notes:
+                self._event(self.source.notes.pop(0))
             if max_frames is not None and self.stats.frames_in >= max_frames:
                 self._max_reached = True
                 break
@@ -273,38 +281,73 @@ class Pipeline:
         self.stats.events.append(text)
 
     def _finish_counts(self) -> None:
-        left = len(self.captured.drain()) + len(self.inferred.drain())
-        self.stats.dropped = {
-            "capture queue": self.captured.dropped,
-            "output queue": self.inferred.dropped,
-            "at shutdown": left,
-        }
+        self.captured.drain()
+        self.inferred.drain()
+        dropped = {"capture queue": self.captured.dropped, "output queue": self.inferred.dropped}
+        # in the queues or in a thread's hands when the run stopped: frames in = processed + dropped
+        in_flight = self.stats.frames_in - self.stats.frames_out - sum(dropped.values())
+        self.stats.dropped = {**dropped, "at shutdown": max(0, in_flight)}
         self.stats.skipped = dict(self.source.skipped)
         self.stats.finish()
 
-    def _signals_stop_pipeline(self) -> Any:
-        pipeline = self
 
-        class Handlers:
-            def __enter__(self) -> None:
-                self.saved: dict[int, Any] = {}
-                if threading.current_thread() is not threading.main_thread():
-                    return
-                for signum, reason in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
-                    self.saved[signum] = signal.signal(signum, self._handler(reason))
+class StopOnSignals:
+    """While entered (in the main thread): Ctrl-C and SIGTERM stop the pipeline it watches.
 
-            @staticmethod
-            def _handler(reason: str) -> Callable[[int, FrameType | None], None]:
-                def handle(signum: int, _frame: FrameType | None) -> None:
-                    if pipeline.stop.is_set() and signum == signal.SIGINT:
-                        raise KeyboardInterrupt  # a second Ctrl-C while shutting down
-                    log.warning("%s: stopping and finalising the recording", signal.Signals(signum).name)
-                    pipeline.request_stop(reason)
+    Enter it before the pipeline exists and `watch()` it once it does, so Ctrl-C while the run
+    finishes (the recording finalised, the statistics written) is handled too: the first
+    Ctrl-C or SIGTERM stops the run, a second Ctrl-C is noted and the finishing goes on, a
+    third quits at once (exit 130; the recording keeps what was written, as after a kill).
+    Before a pipeline is watched a signal does what it did before (Ctrl-C: KeyboardInterrupt).
+    """
 
-                return handle
+    REASONS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
-            def __exit__(self, *exc: object) -> None:
-                for signum, handler in self.saved.items():
-                    signal.signal(signum, handler)
+    def __init__(self, pipeline: Pipeline | None = None) -> None:
+        self.pipeline: Pipeline | None = None
+        self.interrupts = 0
+        self._saved: dict[int, Any] = {}
+        if pipeline is not None:
+            self.watch(pipeline)
 
-        return Handlers()
+    def watch(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        pipeline.signals_watched = True
+
+    def __enter__(self) -> StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.REASONS:
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+        self._saved.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        pipeline = self.pipeline
+        if pipeline is None:  # nothing to stop yet
+            previous = self._saved.get(signum)
+            if callable(previous):
+                previous(signum, frame)
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if signum == signal.SIGINT:
+            self.interrupts += 1
+        name = signal.Signals(signum).name
+        if not pipeline.stop.is_set():
+            log.warning("%s: stopping and finalising the recording", name)
+            pipeline.request_stop(self.REASONS[signum])
+        elif self.interrupts >= 3:
+            print("quit at once (third Ctrl-C): the recording keeps what was written", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(130)
+        elif signum == signal.SIGINT:
+            log.warning(
+                "%s: still finalising the recording and the statistics; a third Ctrl-C quits at once", name
+            )
+        else:
+            log.warning("%s: already stopping", name)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from polyp_rt.core.errors import RecorderError
+from polyp_rt.core.files import disk_full_hint
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class Recorder:
         except (OSError, av.error.FFmpegError) as exc:
             self._failed = True
             raise RecorderError(
-                f"{self.path}: writing the recording failed ({exc}); is the disk full?"
+                f"{self.path}: writing the recording failed ({exc}){disk_full_hint(exc)}"
             ) from exc
         self.frames_written += 1
         self._good_bytes = self._size()

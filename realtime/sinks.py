@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from polyp_rt.core.errors import InputFileError, RecorderError
+from polyp_rt.core.files import disk_full_hint
 from polyp_rt.realtime.frame import Frame
 from polyp_rt.realtime.recorder import Recorder
 
@@ -67,8 +68,10 @@ class MaskWriter(Sink):
                 raise OSError("PNG encoding failed")
             path.write_bytes(png.tobytes())
         except OSError as exc:
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)  # a partial mask is no mask
             raise RecorderError(
-                f"{path}: writing the mask failed ({exc.strerror or exc}); is the disk full?"
+                f"{path}: writing the mask failed ({exc.strerror or exc}){disk_full_hint(exc)}"
             ) from exc
         self.written += 1
 

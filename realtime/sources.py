@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+import stat
+import struct
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from polyp_rt.realtime.frame import Frame, now_ns
 log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
+MIN_SIDE = 8  # smallest frame width and height the pipeline takes
 
 
 class SourceStalled(SourceError):
@@ -34,7 +37,12 @@ class SourceStalled(SourceError):
 
 
 class Source(ABC):
-    """`open()`, then `read()` until it returns None (end of stream), then `close()`."""
+    """`open()`, then `read()` until it returns None (end of stream), then `close()`.
+
+    Every frame has the size the source had when it opened: a frame of another size (an image
+    folder of mixed sizes, a stream that changes resolution) is scaled to fit and letterboxed,
+    and that is noted once in `notes`.
+    """
 
     live: bool = False
     description: str = ""
@@ -44,10 +52,22 @@ class Source(ABC):
 
     def __init__(self) -> None:
         self.skipped: dict[str, int] = {}  # bad input stepped over, by reason
+        self.notes: list[str] = []  # what the pipeline should log and keep in the stats events
         self._count = 0
+        self._refitted = False
+
+    def open(self) -> None:
+        """Open (or reopen) the source; its frame size and rate are known after."""
+        self._open()
+        if min(self.width, self.height) < MIN_SIDE:
+            self.close()
+            raise SourceError(
+                f"{self.description}: frames are {self.width}x{self.height}; "
+                f"polyp-rt needs at least {MIN_SIDE}x{MIN_SIDE} pixels"
+            )
 
     @abstractmethod
-    def open(self) -> None: ...
+    def _open(self) -> None: ...
 
     @abstractmethod
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
@@ -58,9 +78,22 @@ class Source(ABC):
         if got is None:
             return None
         rgb, pts = got
+        if rgb.shape[:2] != (self.height, self.width):
+            rgb = self._refit(rgb)
         frame = Frame(self._count, pts, now_ns(), rgb)
         self._count += 1
         return frame
+
+    def _refit(self, rgb: np.ndarray) -> np.ndarray:
+        if not self._refitted:
+            self._refitted = True
+            h, w = rgb.shape[:2]
+            self.notes.append(
+                f"{self.description}: frame {self._count} is {w}x{h}, not {self.width}x{self.height} like "
+                f"the first; frames of another size are scaled to fit {self.width}x{self.height} and "
+                "letterboxed (noted once)"
+            )
+        return letterbox(rgb, self.width, self.height)
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -69,11 +102,62 @@ class Source(ABC):
     def close(self) -> None: ...
 
 
+def letterbox(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`rgb` scaled to fit width x height whole (aspect kept), centred on black."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(width / w, height / h)
+    fw, fh = min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
+    shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - fh) // 2, (width - fw) // 2
+    out[top : top + fh, left : left + fw] = cv2.resize(rgb, (fw, fh), interpolation=shrink)
+    return out
+
+
+def display_turns(frame: Any, name: str) -> int:
+    """Counter-clockwise quarter turns that show a decoded frame upright, from its display matrix
+    (phones and some capture software write one); 0 without one."""
+    from av.sidedata.sidedata import Type
+
+    matrix = frame.side_data.get(Type.DISPLAYMATRIX)
+    if matrix is None:
+        return 0
+    a, b, _, c, d, *_ = struct.unpack("=9i", bytes(matrix))
+    if a * d - b * c < 0:
+        raise SourceError(
+            f"{name}: its display matrix mirrors the picture; polyp-rt plays rotated video, not "
+            "mirrored video (remux it without the display matrix)"
+        )
+    turns, rest = divmod(round(frame.rotation), 90)
+    if rest:
+        raise SourceError(
+            f"{name}: its display matrix turns the picture by {frame.rotation:g} degrees; "
+            "polyp-rt turns video upright by quarter turns only"
+        )
+    return turns % 4
+
+
+def file_kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    for test, kind in (
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
 class VideoFileSource(Source):
     """A video file, decoded by PyAV with threaded decoding; pts kept; corrupt packets counted.
 
     A file that delivers fewer frames than its header announces (cut short, or damage
     the demuxer skipped over) plays what it has; the missing frames are counted and logged.
+    A display matrix (rotation metadata) is applied, so frames are upright as players show them.
     """
 
     # tolerated gap between the frames a header announces and those decoded
@@ -87,12 +171,22 @@ class VideoFileSource(Source):
         self.description = f"file {path.name}"
         self._container: Any = None
         self._ended_by: Exception | None = None  # the demuxer error that ended the stream, if any
+        self._turns = 0  # counter-clockwise quarter turns that make a frame upright
+        self._peeked: Any = None  # the first frame, decoded by open()
+        self._first_pts: float | None = None
+        self._last_pts: float | None = None
+        self._steps = self._regular_steps = 0  # frame-to-frame steps; those of one nominal period
 
-    def open(self) -> None:
+    def _open(self) -> None:
         import av
 
-        if not self.path.is_file():
+        if not self.path.exists():
             raise InputFileError(f"{self.path}: video file not found")
+        if not self.path.is_file():
+            raise SourceError(
+                f"{self.path}: a {file_kind(self.path)}, not a video file; --source takes a video file, "
+                "an image folder, a camera (0 or /dev/videoN), an rtsp:// or http:// URL, or synthetic:640x480@30"
+            )
         if self.path.stat().st_size == 0:
             raise SourceError(f"{self.path}: the file is empty (0 bytes), not a video")
         try:
@@ -108,13 +202,38 @@ class VideoFileSource(Source):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         self._container, self._stream = container, stream
-        self.width, self.height = stream.codec_context.width, stream.codec_context.height
         self.fps = float(stream.average_rate or stream.guessed_rate or 30.0)
-        self.frames_expected = stream.frames or None
-        if self.frames_expected is None and container.duration:  # MKV, fragmented MP4: from the duration
-            self.frames_expected = round(container.duration / 1e6 * self.fps)
+        self.frames_counted = stream.frames or None  # MP4: its sample count, exact at any frame rate
+        self.frames_expected = self.frames_counted
+        self.ends_at: float | None = None  # seconds, where the header says the file ends
+        if container.duration:
+            self.ends_at = ((container.start_time or 0) + container.duration) / 1e6
+            if self.frames_expected is None:  # MKV, fragmented MP4: an estimate from the duration
+                self.frames_expected = round(container.duration / 1e6 * self.fps)
         self._decoded = self._frames()
         self._t0: float | None = None
+        self._first_pts = self._last_pts = None
+        self._steps = self._regular_steps = 0
+        try:
+            self._peeked = next(self._decoded, None)
+            if self._peeked is None:
+                damaged = f" (damaged data: {self._ended_by})" if self._ended_by is not None else ""
+                raise SourceError(f"{self.path}: its video track holds no frame{damaged}; nothing to play")
+            self._turns = display_turns(self._peeked, self.name)
+        except SourceError:
+            self.close()
+            raise
+        self.width, self.height = self._peeked.width, self._peeked.height
+        if self._turns % 2:
+            self.width, self.height = self.height, self.width
+        if self._turns:
+            log.info(
+                "%s: its display matrix turns it %d degrees; frames are turned upright (%dx%d)",
+                self.name,
+                90 * self._turns,
+                self.width,
+                self.height,
+            )
 
     def _frames(self):  # type: ignore[no-untyped-def]
         import av
@@ -149,10 +268,12 @@ class VideoFileSource(Source):
 
     def _stream_ended(self, decoded: int) -> None:
         """At the end of the file: count what a cut-short or damaged file did not deliver."""
+        if decoded == 0:
+            return  # not a damaged video but none at all: open() says so
         if self._ended_by is not None:
             self.skip("unreadable container data")
             log.warning("%s: stopped reading at damaged data (%s)", self.name, self._ended_by)
-        expected = self.frames_expected or 0
+        expected = self._frames_announced(decoded)
         missing = expected - decoded - self.skipped.get("corrupt packets", 0)
         if missing > max(self.SHORT_FRAMES, self.SHORT_FRACTION * expected):
             self.skipped["frames missing (file damaged or cut short)"] = missing
@@ -163,20 +284,46 @@ class VideoFileSource(Source):
                 expected,
             )
 
+    def _frames_announced(self, decoded: int) -> int:
+        """The frames the file should hold: MP4's sample count, else its duration at the frame rate,
+        where the frames came at that constant rate. At a variable rate the duration only says
+        whether the file ends early: the frames decoded, plus those at their own mean rate that
+        would fill the time it falls short (an intact file is never called damaged)."""
+        if self.frames_counted:
+            return self.frames_counted
+        if self.ends_at is None or self._first_pts is None or self._last_pts is None:
+            return decoded
+        if self._regular_steps >= 0.9 * self._steps:
+            return self.frames_expected or decoded
+        span = self._last_pts - self._first_pts
+        rate = self._steps / span if span > 0 else self.fps
+        short = self.ends_at - (self._last_pts + 1 / rate)
+        return decoded + max(0, round(short * rate))
+
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
-        frame = next(self._decoded, None)
+        frame = self._peeked if self._peeked is not None else next(self._decoded, None)
+        self._peeked = None
         if frame is None:
             return None
         pts = float(frame.time) if frame.time is not None else math.nan
         if not math.isfinite(pts):
             pts = self._count / self.fps
+        if self._last_pts is not None:
+            self._steps += 1
+            self._regular_steps += abs((pts - self._last_pts) * self.fps - 1.0) <= 0.1
+        else:
+            self._first_pts = pts
+        self._last_pts = pts
         if self.realtime:
             if self._t0 is None:
                 self._t0 = time.monotonic() - pts
             delay = self._t0 + pts - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        return frame.to_ndarray(format="rgb24"), pts
+        rgb = frame.to_ndarray(format="rgb24")
+        if self._turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, self._turns))
+        return rgb, pts
 
     def close(self) -> None:
         if self._container is not None:
@@ -200,7 +347,7 @@ class StreamSource(VideoFileSource):
         self.stall_timeout = options.stall_timeout
         self.description = f"stream {url}"
 
-    def open(self) -> None:
+    def _open(self) -> None:
         import av
 
         opts = {
@@ -257,11 +404,16 @@ class CameraSource(Source):
         self.description = f"camera {device}"
         self._cap: Any = None
 
-    def open(self) -> None:
+    def _open(self) -> None:
         import cv2
 
         api = cv2.CAP_V4L2 if hasattr(cv2, "CAP_V4L2") and Path("/dev").exists() else cv2.CAP_ANY
-        cap = cv2.VideoCapture(self.device, api)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its WARN lines: ours says it
+        try:
+            cap = cv2.VideoCapture(self.device, api)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
             cap.release()
             where = self.device if isinstance(self.device, str) else f"/dev/video{self.device}"
@@ -315,7 +467,7 @@ class ImageFolderSource(Source):
         self.fps = options.fps or 30.0
         self.description = f"images in {folder}"
 
-    def open(self) -> None:
+    def _open(self) -> None:
         self.files = image_files(self.folder)
         if not self.files:
             raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
@@ -349,6 +501,9 @@ class ImageFolderSource(Source):
 
 
 SYNTHETIC = re.compile(r"^synthetic:(?:(\d+)x(\d+))?(?:@([\d.]+))?(?:\?(.*))?$")
+SYNTHETIC_MAX_SIDE = 8192
+SYNTHETIC_MAX_FPS = 1000.0
+SYNTHETIC_MAX_LOOP_BYTES = 2 << 30  # loop=N keeps N rendered frames in memory
 
 
 class SyntheticSource(Source):
@@ -359,6 +514,7 @@ class SyntheticSource(Source):
     """
 
     live = True
+    PARAMS: tuple[str, ...] = ("seed", "loop")
 
     def __init__(self, spec: str, options: CaptureConfig) -> None:
         super().__init__()
@@ -369,24 +525,50 @@ class SyntheticSource(Source):
             )
         w, h, fps, query = match.groups()
         self.width, self.height = int(w or 640), int(h or 480)
-        self.fps = float(fps or options.fps or 30.0)
-        self.params = {k: v[-1] for k, v in parse_qs(query or "").items()}
+        if not all(MIN_SIDE <= side <= SYNTHETIC_MAX_SIDE for side in (self.width, self.height)):
+            raise SourceError(
+                f"{spec!r}: a synthetic scene is {MIN_SIDE} to {SYNTHETIC_MAX_SIDE} pixels wide and high "
+                f"(got {self.width}x{self.height})"
+            )
+        try:
+            self.fps = float(fps or options.fps or 30.0)
+        except ValueError:
+            raise SourceError(f"{spec!r}: {fps!r} is not a frame rate") from None
+        if not 0 < self.fps <= SYNTHETIC_MAX_FPS:
+            raise SourceError(f"{spec!r}: the frame rate must be > 0 and <= {SYNTHETIC_MAX_FPS:g} fps")
+        self.params = {k: v[-1] for k, v in parse_qs(query or "", keep_blank_values=True).items()}
+        unknown = sorted(set(self.params) - set(self.PARAMS))
+        if unknown:
+            raise SourceError(
+                f"{spec!r}: unknown parameter {unknown[0]!r}; a {spec.partition(':')[0]} source takes "
+                f"{', '.join(self.PARAMS)}"
+            )
         self.seed = self.int_param("seed", 0)
         self.loop = self.int_param("loop", 0)
+        if self.loop * self.width * self.height * 3 > SYNTHETIC_MAX_LOOP_BYTES:
+            raise SourceError(
+                f"{spec!r}: loop={self.loop} keeps {self.loop} frames of {self.width}x{self.height} in memory "
+                f"({self.loop * self.width * self.height * 3 / 1e9:.1f} GB); at most "
+                f"{SYNTHETIC_MAX_LOOP_BYTES / 1e9:.1f} GB: use fewer frames"
+            )
         self._rendered: list[np.ndarray] = []
         self.stall_timeout = options.stall_timeout
         self.description = f"synthetic {self.width}x{self.height}@{self.fps:g}"
         self._next_t: float | None = None
 
     def int_param(self, name: str, default: int) -> int:
+        """A whole-number parameter, 0 or more."""
         try:
-            return int(self.params.get(name, default))
+            value = int(self.params.get(name, default))
         except ValueError as exc:
             raise SourceError(
                 f"synthetic source: {name}={self.params[name]!r} is not a whole number"
             ) from exc
+        if value < 0 and name in self.params:
+            raise SourceError(f"synthetic source: {name}={value} must be 0 or more")
+        return value
 
-    def open(self) -> None:
+    def _open(self) -> None:
         from polyp_rt.train.scenes import SyntheticClip
 
         self.clip = SyntheticClip(self.width, self.height, seed=self.seed, fps=self.fps)
@@ -416,6 +598,13 @@ KINDS: list[tuple[str, SourceFactory]] = [
     *((scheme, StreamSource) for scheme in STREAM_SCHEMES),
     ("/dev/video", CameraSource),
 ]
+
+
+def source_path(spec: str) -> Path | None:
+    """The file or folder a --source string names; None for a camera, a stream or a synthetic scene."""
+    if spec.isdigit() or any(spec.startswith(prefix) for prefix, _ in KINDS):
+        return None
+    return Path(spec)
 
 
 def open_source(spec: str, options: CaptureConfig) -> Source:

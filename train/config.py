@@ -17,7 +17,7 @@ class TrainConfig:
     encoder: str | None = option(
         None, "override the preset's encoder (any segmentation-models-pytorch encoder)"
     )
-    size: int | None = option(None, "override the preset's square input size (multiple of 32)")
+    size: int | None = option(None, "override the preset's square input size (multiple of 32)", low=32)
     encoder_weights: str | None = option(
         None,
         "imagenet: start the encoder from ImageNet weights (EfficientNet-Lite0/1/2 from the installed "
@@ -26,17 +26,21 @@ class TrainConfig:
     epochs: int | None = option(
         None, "epochs (default: 25; with --resume: the run's own, or more to extend the run)", low=1
     )
-    batch_size: int = option(8, "images per batch")
-    lr: float = option(1e-3, "Adam learning rate of the decoder (warm-up, then cosine-annealed to 0)")
-    encoder_lr_scale: float = option(
-        0.1, "the encoder's learning rate as a fraction of --lr when it starts from trained weights"
+    batch_size: int = option(8, "images per batch", low=1)
+    lr: float = option(
+        1e-3, "Adam learning rate of the decoder (warm-up, then cosine-annealed to 0)", low=0, low_open=True
     )
-    warmup_epochs: float = option(1.0, "epochs of linear learning-rate warm-up")
-    patience: int = option(0, "stop after this many epochs without a better validation Dice (0: never)")
+    encoder_lr_scale: float = option(
+        0.1, "the encoder's learning rate as a fraction of --lr when it starts from trained weights", low=0
+    )
+    warmup_epochs: float = option(1.0, "epochs of linear learning-rate warm-up", low=0)
+    patience: int = option(
+        0, "stop after this many epochs without a better validation Dice (0: never)", low=0
+    )
     loss: str = option("bce-dice", "loss", choices=("bce-dice", "focal", "dice"))
     out: Path | None = option(None, "run folder (default: runs/PRESET-TIMESTAMP)", metavar="RUN")
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
-    seed: int = option(0, "seed for the split, initialisation and augmentation")
+    seed: int = option(0, "seed for the split, initialisation and augmentation", low=0)
     resume: Path | None = option(
         None,
         "continue a stopped run from its last finished epoch, with its own data and settings",
@@ -47,8 +51,15 @@ class TrainConfig:
     )
     amp: bool = option(False, "mixed precision (CUDA only)")
     skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
-    workers: int = option(1, "data loader worker processes")
-    threshold: float = option(0.5, "sigmoid threshold stored in the model and used for Dice")
+    workers: int = option(1, "data loader worker processes", low=0)
+    threshold: float = option(
+        0.5,
+        "sigmoid threshold stored in the model and used for Dice",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+    )
 
 
 @dataclass
@@ -62,7 +73,9 @@ class EvalConfig:
         choices=("auto", "train", "val", "test", "all"),
     )
     split_file: Path | None = option(None, "a run's split.json to take the split from", metavar="FILE")
-    threshold: float | None = option(None, "sigmoid threshold (default: the model's own)")
+    threshold: float | None = option(
+        None, "sigmoid threshold (default: the model's own)", low=0, high=1, low_open=True, high_open=True
+    )
     backend: str = option("auto", "inference backend (see `polyp-rt info`)")
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     fp16: bool = option(False, "torch backend: FP16 on CUDA, as `run --fp16` runs it")
@@ -77,17 +90,21 @@ class EvalConfig:
 @dataclass
 class SynthConfig:
     out: Path | None = option(None, "write a data set in the Kvasir layout to this folder", metavar="DIR")
-    count: int = option(200, "images in the data set")
-    size: int = option(256, "image size in pixels (square)")
+    count: int = option(200, "images in the data set", low=1)
+    size: int = option(256, "image size in pixels (square)", low=8, high=8192)
     video: Path | None = option(
         None, "write a clip (.mp4/.mkv) and its masks to OUT_masks/", metavar="OUT.mp4"
     )
-    frames: int = option(300, "frames in the clip")
-    fps: float = option(30.0, "clip frame rate")
-    width: int = option(640, "clip width")
-    height: int = option(480, "clip height")
+    frames: int = option(300, "frames in the clip", low=1)
+    fps: float = option(30.0, "clip frame rate", low=0, high=1000, low_open=True)
+    width: int = option(640, "clip width (even: H.264 yuv420p; an odd one is rounded down)", low=8, high=8192)
+    height: int = option(
+        480, "clip height (even: H.264 yuv420p; an odd one is rounded down)", low=8, high=8192
+    )
     from_images: Path | None = option(
         None, "build the clip by panning over real image/mask pairs (Kvasir layout)", metavar="DIR"
     )
-    seconds_per_image: float = option(2.0, "--from-images: seconds of pan and zoom over each image")
-    seed: int = option(0, "random seed (same seed, same output)")
+    seconds_per_image: float = option(
+        2.0, "--from-images: seconds of pan and zoom over each image", low=0, low_open=True
+    )
+    seed: int = option(0, "random seed (same seed, same output)", low=0)

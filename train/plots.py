@@ -13,6 +13,7 @@ def plot_curves(metrics_jsonl: Path, out_png: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line.strip()]
+    rows = [{k: float("nan") if v is None else v for k, v in r.items()} for r in rows]  # null: NaN
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")

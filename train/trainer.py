@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -14,7 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.errors import OutputError, PolypRtError
+from polyp_rt.core.files import to_json, write_json
+from polyp_rt.core.options import out_of_range
+from polyp_rt.core.paths import Place, check_outputs
 from polyp_rt.core.progress import progress_bar
 from polyp_rt.engines.checkpoint import load_checkpoint, save_checkpoint
 from polyp_rt.engines.models import contract_for, create_model, model_config
@@ -97,6 +99,9 @@ def _continue_settings(config: TrainConfig, provenance: dict[str, Any]) -> None:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run a whole training; returns the summary printed at the end (also in RUN/test_metrics.json)."""
+    problem = out_of_range(config)  # the flags are checked when parsed; a config built in code here
+    if problem:
+        raise PolypRtError(problem)
     device = torch.device(config.device or default_device())
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PolypRtError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
@@ -107,6 +112,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         raise PolypRtError("pass --data DIR (or --resume RUN/last.pt to continue a run)")
     if config.resume and config.init:
         raise PolypRtError("--resume continues a run, --init starts a new one from weights: pass one of them")
+    if config.init and config.out:  # a new run (no --out: a new folder) would save over its start
+        written = [Place(f"the run's {name}", config.out / name) for name in ("best.pt", "last.pt")]
+        check_outputs([Place("--init", config.init)], written)
     resumed = load_checkpoint(config.resume) if config.resume else None
     initial = load_checkpoint(config.init) if config.init else None
     split_file = None
@@ -123,12 +131,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
         contract = contract_for(mconf, config.threshold)
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     config.epochs = config.epochs or DEFAULT_EPOCHS
-    run.mkdir(parents=True, exist_ok=True)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{run}: cannot create the run folder ({exc.strerror or exc})") from exc
     if not resumed:
         (run / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run in a reused folder
 
     splits = load_data(config, split_file)
-    (run / "split.json").write_text(json.dumps(splits.to_json(), indent=1))
+    write_json(run / "split.json", splits.to_json())
     log.info(
         "data: %s (%s): %s",
         config.data,
@@ -240,7 +251,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "seconds": round(time.monotonic() - t0, 1),
             }
             with open(run / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(to_json(record) + "\n")  # strict: a diverged loss is null, not NaN
             improved = val["dice"] > best_dice
             best_dice = max(best_dice, val["dice"])
             stale = 0 if improved else stale + 1
@@ -282,7 +293,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "best_val_dice": best_dice,
         "test": test,
     }
-    (run / "test_metrics.json").write_text(json.dumps(summary, indent=1))
+    write_json(run / "test_metrics.json", summary)
     return summary
 
 

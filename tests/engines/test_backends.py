@@ -16,7 +16,7 @@ def batch_of_scenes(contract, n=3):
 def test_torch_and_onnxruntime_give_the_same_masks(tiny_run, tiny_onnx):
     with (
         open_engine(tiny_run / "best.pt", device="cpu") as torch_engine,
-        open_engine(tiny_onnx, device="cpu") as ort,
+        open_engine(tiny_onnx, "onnxruntime", device="cpu") as ort,
     ):
         assert (torch_engine.name, ort.name) == ("torch", "onnxruntime")
         assert ort.provider == "CPUExecutionProvider"
@@ -55,10 +55,27 @@ def test_cuda_request_without_gpu_is_one_clear_error(tiny_onnx):
 def test_torch_only_flags_on_an_onnx_model_are_refused_not_ignored(tiny_onnx):
     with pytest.raises(PolypRtError, match="--fp16 is for the torch backend"):
         open_engine(tiny_onnx, device="cpu", fp16=True)
-    with pytest.raises(
-        PolypRtError, match="--cuda-graph is for the tensorrt and torch backends, not onnxruntime"
-    ):
-        open_engine(tiny_onnx, device="cpu", cuda_graph=True)
+    for backend in ("onnxruntime", "openvino"):
+        with pytest.raises(
+            PolypRtError, match=f"--cuda-graph is for the tensorrt and torch backends, not {backend}"
+        ):
+            open_engine(tiny_onnx, backend, device="cpu", cuda_graph=True)
+
+
+def test_auto_picks_openvino_on_a_cpu_where_it_is_installed_else_onnxruntime(tiny_onnx, monkeypatch):
+    from polyp_rt.engines.backends.openvino_backend import OpenVinoEngine
+    from polyp_rt.engines.registry import choose
+
+    expected = "openvino" if OpenVinoEngine.unavailable("cpu") is None else "onnxruntime"
+    assert choose(tiny_onnx, "auto", "cpu")[0].name == expected
+    with open_engine(tiny_onnx, device="cpu") as engine:
+        assert engine.name == expected
+    # on a GPU, OpenVINO (CPU only here) steps aside for ONNX Runtime
+    assert choose(tiny_onnx, "auto", "cuda:0")[0].name == "onnxruntime"
+    # without openvino installed, auto falls back to ONNX Runtime
+    monkeypatch.setitem(__import__("sys").modules, "openvino", None)
+    assert OpenVinoEngine.unavailable("cpu") is not None
+    assert choose(tiny_onnx, "auto", "cpu")[0].name == "onnxruntime"
 
 
 def test_truncated_onnx_is_refused(tiny_onnx, tmp_path):

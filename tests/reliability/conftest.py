@@ -4,6 +4,8 @@ HTTP video server that misbehaves on cue, and checks that a recording was finali
 from __future__ import annotations
 
 import http.server
+import os
+import signal
 import struct
 import subprocess
 import sys
@@ -244,11 +246,19 @@ def rss() -> Callable[[], float]:
 # with faults after N frames of each of the first C connections (default: every connection):
 # a stall of S seconds, or a lost device; gone_at=N: unplugged for good after N frames in all
 # (reads and reopening fail). Registered as a --source kind by tests/reliability/conftest.py.
+# A user's Ctrl-C on cue: interrupt_at=N sends this process SIGINT when frame N is read;
+# interrupts_on_close=K sends K more when the source is closed, that is while the stopped run
+# finishes (after the recording is finalised, before the statistics are written).
 
 PREFIX = "faulty:"
 
 
 class FaultySource(SyntheticSource):
+    PARAMS = (
+        *SyntheticSource.PARAMS,
+        *("stall_at", "stall_s", "fail_at", "faults", "gone_at", "interrupt_at", "interrupts_on_close"),
+    )
+
     def __init__(self, spec: str, options: CaptureConfig) -> None:
         super().__init__("synthetic:" + spec.removeprefix(PREFIX), options)
         self.stall_at = self.int_param("stall_at", -1)
@@ -256,6 +266,8 @@ class FaultySource(SyntheticSource):
         self.fail_at = self.int_param("fail_at", -1)
         self.faulty_connections = self.int_param("faults", 1 << 30)
         self.gone_at = self.int_param("gone_at", -1)
+        self.interrupt_at = self.int_param("interrupt_at", -1)
+        self.interrupts_on_close = self.int_param("interrupts_on_close", 0)
         self.connections = 0
         self._connection_frames = 0
 
@@ -279,7 +291,14 @@ class FaultySource(SyntheticSource):
                     f"synthetic source: no frame for {self.stall_timeout:g} s (injected stall)"
                 )
         self._connection_frames += 1
+        if self._count == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
         return super()._read_rgb()
+
+    def close(self) -> None:
+        super().close()
+        for _ in range(self.interrupts_on_close):
+            os.kill(os.getpid(), signal.SIGINT)
 
     def _gone(self) -> bool:
         return 0 <= self.gone_at <= self._count

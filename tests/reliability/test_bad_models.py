@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import onnx
 import pytest
 
@@ -55,6 +56,32 @@ def without_contract(model, tmp_path):
     return path
 
 
+def empty_onnx(model, tmp_path):
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    return path
+
+
+def three_channel_logits(model, tmp_path):
+    """A real model whose `logits` has 3 channels, not the contract's one (the same contract)."""
+    proto = onnx.load(str(model))
+    weights = next(t for t in proto.graph.initializer if t.name == "w")
+    bias = next(t for t in proto.graph.initializer if t.name == "b")
+    w = onnx.numpy_helper.to_array(weights)
+    weights.CopyFrom(onnx.numpy_helper.from_array(np.concatenate([w, w, w]), "w"))
+    bias.CopyFrom(onnx.numpy_helper.from_array(np.zeros(3, np.float32), "b"))
+    proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 3
+    path = tmp_path / "rgb_logits.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def random_checkpoint_bytes(model, tmp_path):
+    path = tmp_path / "random.pt"
+    path.write_bytes(np.random.default_rng(5).integers(0, 256, 3000, np.uint8).tobytes())
+    return path
+
+
 def not_our_checkpoint(model, tmp_path):
     import torch
 
@@ -95,6 +122,15 @@ CASES = {  # name: (make the file, words the line must hold besides the file nam
     "wrong input name": (renamed_input, ["expected one input 'image'", "polyp-rt export"]),
     "wrong input rank": (rank3_input, ["expected one input 'image'", "polyp-rt export"]),
     "onnx without contract": (without_contract, ["no polyp-rt model contract", "polyp-rt export"]),
+    "empty onnx": (empty_onnx, ["the file is empty (0 bytes)", "polyp-rt export"]),
+    "logits with 3 channels": (
+        three_channel_logits,
+        ["expected one output 'logits' [N,1,H,W]", "polyp-rt export"],
+    ),
+    "random bytes as a checkpoint": (
+        random_checkpoint_bytes,
+        ["not a torch checkpoint", "is it the right file, and complete?", "polyp-rt train"],
+    ),
     "checkpoint not ours": (not_our_checkpoint, ["not a polyp-rt checkpoint", "polyp-rt train"]),
     "truncated checkpoint": (
         truncated_checkpoint,
@@ -114,7 +150,18 @@ def test_bad_model_is_one_line_naming_the_file(micro_onnx, tmp_path, capsys, one
     assert str(model) in line
     for word in words:
         assert word in line
+    if case == "random bytes as a checkpoint":
+        assert "Python objects" not in line  # random bytes hold no objects: they are not a checkpoint
     assert not (tmp_path / "ran").exists()  # no code in a checkpoint ever runs
+
+
+@pytest.mark.parametrize("case", ["truncated onnx", "empty onnx", "random bytes as a checkpoint"])
+def test_info_on_a_bad_model_is_one_line(micro_onnx, tmp_path, capsys, one_error_line, case):
+    make, words = CASES[case]
+    model = make(micro_onnx, tmp_path)
+    assert main(["info", "--model", str(model)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(model) in line and words[0] in line
 
 
 def tensorrt_and_gpu() -> bool:

@@ -1,0 +1,82 @@
+"""Configuration of `polyp-rt batch` (light: no heavy imports).
+
+The pipeline options a batch shares with `polyp-rt run` (model, backend, threshold, the
+overlay and its polyp indicator) are taken from `RunConfig` and `OverlayConfig`, so their
+defaults, help and ranges are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyp_rt.core.options import option
+from polyp_rt.realtime.config import OverlayConfig, RunConfig
+
+
+def as_in_run(name: str) -> Any:
+    """A field with `RunConfig.<name>`'s default, help, range and flag."""
+    run_field = RunConfig.__dataclass_fields__[name]
+    return field(default=run_field.default, metadata=run_field.metadata)
+
+
+@dataclass
+class BatchConfig:
+    inputs: list[Path] = option(
+        [],
+        "video files, folders (searched for videos, sub-folders too) or text files (.txt, .list) "
+        "listing one path per line",
+        flag="inputs",
+        nargs="+",
+        metavar="INPUT",
+    )
+    out: Path | None = option(
+        None,
+        "output folder: one sub-folder per video, summary.csv, report.html, manifest.json",
+        flag=("-o", "--out"),
+        metavar="DIR",
+        required=True,
+    )
+    model: Path = as_in_run("model")
+    backend: str = as_in_run("backend")
+    device: str | None = as_in_run("device")
+    fp16: bool = as_in_run("fp16")
+    cuda_graph: bool = as_in_run("cuda_graph")
+    threshold: float | None = as_in_run("threshold")
+    smoothing: float = as_in_run("smoothing")
+    record: bool = option(False, "also write each video's annotated recording (annotated.mp4)")
+    masks: bool = option(False, "also write each video's masks (masks/000000.png, ...)")
+    ray_address: str | None = option(
+        None,
+        "join a running Ray cluster: auto (the cluster this machine belongs to), HOST:PORT or "
+        "ray://HOST:PORT (default: start Ray on this machine, on 127.0.0.1 only)",
+        metavar="ADDRESS",
+    )
+    workers: int | None = option(
+        None,
+        "videos processed at the same time (default: as many as the cluster's CPUs, or GPUs with "
+        "--gpus-per-task, allow)",
+        metavar="N",
+        low=1,
+        high=100_000,
+    )
+    cpus_per_task: float = option(
+        1.0,
+        "CPUs each video's task asks Ray for; also its inference threads on a CPU",
+        metavar="F",
+        low=0.0,
+        high=1024.0,
+        low_open=True,
+    )
+    gpus_per_task: float = option(
+        0.0,
+        "GPUs each video's task asks Ray for (1: a GPU each; 0.5: two videos share one; 0: CPU only)",
+        metavar="F",
+        low=0.0,
+        high=64.0,
+    )
+    retries: int = option(
+        3, "times Ray reruns a video whose worker process died (killed, out of memory)", low=0, high=100
+    )
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)

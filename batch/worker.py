@@ -1,0 +1,213 @@
+"""One video, start to end, as one Ray task runs it (nothing here needs Ray).
+
+The task opens the engine with the registry's `open_engine`, wires the project's own pipeline with
+`compose()` (headless, no pacing) plus the batch's frame-record sink, and writes everything into
+a work folder of its own, `DIR/.work/<name>.attempt<N>/`: `frames.jsonl`, `peaks/`,
+`episodes.json`, `stats.json`, and `annotated.mp4` / `masks/` when asked, with `worker.pid`
+(process id and host) for an operator. It returns what became of the video; the driver moves the
+folder into place, so a result folder is only ever a complete one. A bad video (not found,
+unreadable, not a video) is a result with its one-line error, not an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyp_rt.batch.events import DONE, FRAMES, STARTED, Event
+from polyp_rt.batch.manifest import Fingerprint
+from polyp_rt.batch.report import STATUS_FAILED, STATUS_OK, one_line, peak_thumbnail_path
+from polyp_rt.core.errors import InputFileError, PolypRtError
+from polyp_rt.core.files import strict, write_json
+from polyp_rt.realtime.config import OverlayConfig, RunConfig
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """Everything a task needs to process one video; plain data, sent to the worker by Ray."""
+
+    name: str  # output folder name
+    input: Path
+    work_root: Path  # DIR/.work
+    model: Path
+    backend: str = "auto"
+    device: str | None = None
+    fp16: bool = False
+    cuda_graph: bool = False
+    threshold: float | None = None
+    smoothing: float = 0.0
+    record: bool = False
+    masks: bool = False
+    threads: int | None = None  # CPU inference threads (None: the runtime's choice)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+
+    def run_config(self, work: Path) -> RunConfig:
+        return RunConfig(
+            source=str(self.input),
+            model=self.model,
+            backend=self.backend,
+            device=self.device,
+            fp16=self.fp16,
+            cuda_graph=self.cuda_graph,
+            threshold=self.threshold,
+            smoothing=self.smoothing,
+            record=work / "annotated.mp4" if self.record else None,
+            masks_out=work / "masks" if self.masks else None,
+            headless=True,
+            overlay=self.overlay,
+        )
+
+
+def next_attempt(work_root: Path, name: str) -> int:
+    """One more than the attempts whose work folders are left (for runners without Ray's count)."""
+    numbers = [int(p.suffix[8:]) for p in _attempt_folders(work_root, name) if p.suffix[8:].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def _attempt_folders(work_root: Path, name: str) -> list[Path]:
+    if not work_root.is_dir():
+        return []
+    return [p for p in work_root.iterdir() if p.name.startswith(f"{name}.attempt")]
+
+
+def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> dict[str, Any]:
+    """Process `job.input` into `work_root/<name>.attempt<attempt>/`; the result as plain data."""
+    pid, host = os.getpid(), socket.gethostname()
+    for stale in _attempt_folders(job.work_root, job.name):  # left by an attempt that died
+        shutil.rmtree(stale, ignore_errors=True)
+    work = job.work_root / f"{job.name}.attempt{attempt}"
+    work.mkdir(parents=True)
+    (work / "worker.pid").write_text(f"{pid} {host}\n", encoding="utf-8")
+    result: dict[str, Any] = {
+        "video": job.name,
+        "input": str(job.input),
+        "model": str(job.model),
+        "attempt": attempt,
+        "pid": pid,
+        "host": host,
+        "work_dir": str(work),
+    }
+
+    def emit(kind: str, **fields: Any) -> None:
+        if report is not None:
+            report(Event(kind, job.name, attempt, pid=pid, host=host, work_dir=str(work), **fields))
+
+    try:
+        result.update(_run(job, work, attempt, emit))
+    except PolypRtError as exc:
+        result.update(status=STATUS_FAILED, error=one_line(f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # a bug: this video fails, the batch goes on and exits 1
+        log.exception("%s: internal error", job.input)
+        result.update(
+            status=STATUS_FAILED,
+            internal=True,
+            error=one_line(f"internal error: {type(exc).__name__}: {exc}"),
+        )
+    if result["status"] != STATUS_OK:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        (work / "worker.pid").unlink()  # it says who is working on it; stats.json says who did
+    return result
+
+
+def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> dict[str, Any]:
+    from polyp_rt.batch.record_sink import FrameRecordSink
+    from polyp_rt.engines.registry import open_engine
+    from polyp_rt.realtime.compose import compose
+    from polyp_rt.realtime.stats import write_stats_json
+    from polyp_rt.realtime.stats_file import run_facts, stats_document
+
+    try:
+        fingerprint = Fingerprint.of(job.input)
+    except FileNotFoundError:
+        raise InputFileError(f"{job.input}: video file not found") from None
+    except OSError as exc:
+        raise InputFileError(f"{job.input}: cannot read it ({exc.strerror or exc})") from exc
+    config = job.run_config(work)
+    with open_engine(
+        job.model, job.backend, job.device, fp16=job.fp16, cuda_graph=job.cuda_graph, threads=job.threads
+    ) as engine:
+        sink = FrameRecordSink(work, progress=lambda frames: emit(FRAMES, frames=frames))
+        with compose(config, engine, extra_sinks=[sink]) as pipeline:
+            source = pipeline.source
+            sink.set_nominal_fps(source.fps)
+            emit(STARTED, frames_expected=getattr(source, "frames_expected", None))
+            outcome = pipeline.run()
+        emit(DONE, frames=sink.frames)
+        if outcome.error is not None:
+            raise outcome.error
+        if outcome.reason != "end of stream":
+            raise PolypRtError(f"{job.input}: stopped before the end ({outcome.reason})")
+        summary = outcome.stats.summary()
+        final = job.work_root.parent / job.name
+        facts = run_facts(engine, pipeline, outcome)
+        facts["batch"] = {
+            "video": job.name,
+            "input": str(job.input),
+            "attempt": attempt,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "size": fingerprint.size,
+            "sha256": fingerprint.sha256,
+        }
+        document = _moved(strict(stats_document(config, facts)), str(work), str(final))
+        write_stats_json(work / "stats.json", summary, document)
+    tracker = sink.tracker
+    episodes = [{**e.to_dict(), "thumbnail": sink.thumbnails.get(e.peak_frame)} for e in tracker.episodes]
+    write_json(
+        work / "episodes.json",
+        {
+            "video": job.name,
+            "input": str(job.input),
+            "frames": sink.frames,
+            "fps": source.fps,
+            "duration_s": tracker.duration_s,
+            "polyp_s": tracker.polyp_s,
+            "episodes": episodes,
+        },
+    )
+    return {
+        "status": STATUS_OK,
+        "error": "",
+        "frames": sink.frames,
+        "duration_s": tracker.duration_s,
+        "fps_achieved": summary["fps"],
+        "episodes": [e.to_dict() for e in tracker.episodes],
+        "thumbnails": [
+            peak_thumbnail_path(job.name, e.peak_frame) if e.peak_frame in sink.thumbnails else None
+            for e in tracker.episodes
+        ],
+        "fingerprint": {
+            "size": fingerprint.size,
+            "mtime_ns": fingerprint.mtime_ns,
+            "sha256": fingerprint.sha256,
+        },
+    }
+
+
+def _moved(value: Any, old: str, new: str) -> Any:
+    """`value` with paths under the work folder pointing where the folder will be moved."""
+    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+        return new + value[len(old) :]
+    if isinstance(value, dict):
+        return {k: _moved(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, old, new) for v in value]
+    return value
+
+
+def read_episodes(folder: Path) -> dict[str, Any]:
+    """A finished video's episodes.json."""
+    data: dict[str, Any] = json.loads((folder / "episodes.json").read_text(encoding="utf-8"))
+    return data

@@ -1,0 +1,124 @@
+"""`polyp-rt batch`: progress bars over videos and frames while the batch runs, a closing table."""
+
+from __future__ import annotations
+
+import time
+
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from polyp_rt.batch.config import BatchConfig
+from polyp_rt.batch.events import STARTED, Event
+from polyp_rt.batch.inputs import Video
+from polyp_rt.batch.report import VideoRow, fmt_clock, fmt_span, one_line
+from polyp_rt.batch.runner import BatchResult, Watcher
+from polyp_rt.cli.report import console
+from polyp_rt.core.progress import progress_bar
+
+TABLE_ROWS = 40  # videos listed in the closing table; summary.csv has them all
+ERROR_CHARS = 100  # of an error in the table; summary.csv and report.html have it whole
+
+
+def batch_command(config: BatchConfig) -> int:
+    from polyp_rt.batch.cluster import import_ray
+    from polyp_rt.batch.runner import run_batch
+
+    import_ray(local=config.ray_address is None)  # a missing Ray is one line before anything starts
+    with progress_bar() as progress:
+        result = run_batch(config, ProgressBars(progress))
+    console.print(closing_table(result))
+    if result.interrupted:
+        left = result.count("skipped") - sum(r.status == "skipped: unchanged" for r in result.rows)
+        console.print(
+            f"{result.interrupted}: {left} video(s) not finished; run the same command again to resume"
+        )
+    return result.exit_code
+
+
+class ProgressBars(Watcher):
+    """Two bars: videos finished, and frames processed of the frames the started videos announce."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.videos: TaskID | None = None
+        self.frames: TaskID | None = None
+        self.expected: dict[str, int] = {}  # video -> frames it announced (its count once finished)
+        self.done: dict[str, tuple[int, int]] = {}  # video -> (attempt, frames done)
+        self.started = time.monotonic()
+
+    def planned(self, videos: list[Video], todo: list[Video], workers: int) -> None:
+        finished = len(videos) - len(todo)
+        note = f"{workers} at a time" + (f", {finished} finished before" if finished else "")
+        self.videos = self.progress.add_task("videos", total=len(todo), status=note)
+        self.frames = self.progress.add_task("frames", total=None, status="")
+        self.started = time.monotonic()
+
+    def event(self, event: Event) -> None:
+        attempt, _ = self.done.get(event.video, (0, 0))
+        if event.attempt > attempt:  # a rerun of a video starts again from frame 0
+            self.done[event.video] = (event.attempt, 0)
+        if event.kind == STARTED:
+            self.expected[event.video] = event.frames_expected or 0
+        else:
+            self.done[event.video] = (event.attempt, event.frames)
+        self._show_frames()
+
+    def finished(self, row: VideoRow) -> None:
+        if self.videos is not None:
+            self.progress.advance(self.videos)
+        if row.kind == "ok":
+            self.expected[row.name] = row.frames
+            self.done[row.name] = (self.done.get(row.name, (1, 0))[0], row.frames)
+        else:
+            self.expected.pop(row.name, None)
+            self.done.pop(row.name, None)
+        self._show_frames()
+
+    def _show_frames(self) -> None:
+        if self.frames is None:
+            return
+        done = sum(frames for _, frames in self.done.values())
+        expected = sum(self.expected.values())
+        seconds = time.monotonic() - self.started
+        fps = done / seconds if seconds > 0 else 0.0
+        self.progress.update(
+            self.frames, completed=done, total=max(expected, done) or None, status=f"{fps:,.1f} frames/s"
+        )
+
+
+def closing_table(result: BatchResult) -> Table:
+    table = Table(title=f"polyp-rt batch · {result.out_dir}")
+    table.add_column("video", overflow="fold", min_width=10)
+    table.add_column("status", min_width=7)
+    for column in ("frames", "duration", "frames/s", "episodes", "polyp time"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("error", max_width=40)
+    shown = [r for r in result.rows if r.kind == "failed"]
+    shown += [r for r in result.rows if r.kind != "failed"][: max(0, TABLE_ROWS - len(shown))]
+    for row in sorted(shown, key=result.rows.index):
+        failed = row.kind == "failed"
+        table.add_row(
+            row.name,
+            row.status,
+            f"{row.frames:,}" if row.frames else "",
+            fmt_clock(row.duration_s) if row.duration_s is not None else "",
+            f"{row.fps_achieved:,.1f}" if row.fps_achieved else "",
+            "" if failed else str(row.episode_count),
+            "" if failed else fmt_span(row.polyp_s),
+            one_line(row.error, ERROR_CHARS),
+            style="red" if failed else ("dim" if row.kind == "skipped" else None),
+        )
+    counts = f"{result.count('ok')} ok, {result.count('failed')} failed, {result.count('skipped')} skipped"
+    more = len(result.rows) - len(shown)
+    speed = ""
+    if result.frames and result.elapsed_s > 0:
+        speed = (
+            f" · {result.frames:,} frames in {fmt_clock(result.elapsed_s)} = "
+            f"{result.frames / result.elapsed_s:,.1f} frames/s over {result.workers} workers"
+        )
+    table.caption = (
+        f"{len(result.rows)} videos: {counts}{speed}"
+        + (f" · {more} more rows in summary.csv" if more > 0 else "")
+        + f"\n{result.out_dir / 'summary.csv'} · {result.out_dir / 'report.html'}"
+    )
+    return table

@@ -1,0 +1,135 @@
+"""OpenVINO backend: the project's ONNX file compiled for the CPU with the latency hint.
+
+OpenVINO reads the .onnx directly (FP32, FP16 or the INT8 QDQ file of `polyp_rt.export.int8`;
+it runs the quantised convolutions in INT8). The graph is compiled with a static input shape
+[batch_size,3,H,W] and, for an FP32 file, FP32 arithmetic: left alone, the CPU plugin picks
+bfloat16 on CPUs that have it, and the logits would then no longer be the file's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyp_rt.core.errors import BackendUnavailable, ModelError, PolypRtError
+from polyp_rt.engines.base import Engine, OpenOptions
+from polyp_rt.engines.contract import ModelContract, contract_from_onnx
+
+INSTALL = 'pip install "polyp-rt[openvino]"'
+
+
+class OpenVinoEngine(Engine):
+    name = "openvino"
+    suffixes = (".onnx",)
+
+    @classmethod
+    def read_contract(cls, path: Path) -> ModelContract:
+        return contract_from_onnx(path)
+
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        if device != "cpu":
+            return (
+                f"the OpenVINO backend runs on the CPU only, not --device {device}; use --device cpu "
+                "(or the onnxruntime or tensorrt backend on a GPU)"
+            )
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return f"OpenVINO is not installed: {INSTALL}"
+        return None
+
+    @classmethod
+    def open(cls, path: Path, options: OpenOptions) -> OpenVinoEngine:
+        return cls(path, options.device, batch_size=options.batch_size, threads=options.threads)
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        batch_size: int = 1,
+        threads: int | None = None,
+    ) -> None:
+        if device != "cpu":
+            raise BackendUnavailable(str(self.unavailable(device)))
+        if batch_size < 1 or (threads is not None and threads < 1):
+            raise PolypRtError(f"batch size ({batch_size}) and threads ({threads}) must be at least 1")
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise BackendUnavailable(f"OpenVINO is not installed: {INSTALL}") from exc
+
+        path = Path(path)
+        self.contract = contract_from_onnx(path)
+        self.device, self.batch_size, self.precision = device, batch_size, self.contract.precision
+
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
+            raise ModelError(f"{path}: OpenVINO cannot read it ({str(exc).strip().splitlines()[0]})") from exc
+        self._check_io(path, model)
+        c = self.contract
+        try:
+            model.reshape({model.inputs[0]: [batch_size, 3, c.height, c.width]})
+        except Exception as exc:
+            raise ModelError(
+                f"{path}: OpenVINO cannot fix its input to [{batch_size},3,{c.height},{c.width}] "
+                f"({str(exc).strip().splitlines()[0]}); export it with --dynamic-batch for batches other than 1"
+            ) from exc
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if self.precision != "fp16":  # FP32 arithmetic for FP32 files and the float parts of INT8 ones
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self._compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            raise ModelError(
+                f"{path}: OpenVINO cannot compile it for the CPU ({str(exc).strip().splitlines()[0]})"
+            ) from exc
+        self._request = self._compiled.create_infer_request()
+        self._input_dtype = self._compiled.input(0).get_element_type().to_dtype()
+        self._output = self._compiled.output(c.output_name)
+        self.threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
+        version = ov.get_version().split("-")[0]
+        plural = "" if self.threads == 1 else "s"
+        self.provider = f"OpenVINO {version} CPU (latency hint, {self.threads} thread{plural})"
+
+    def _check_io(self, path: Path, model: Any) -> None:
+        c = self.contract
+        inputs, outputs = model.inputs, model.outputs
+        shape_in = inputs[0].get_partial_shape() if len(inputs) == 1 else None
+        if (
+            shape_in is None
+            or c.input_name not in inputs[0].get_names()
+            or shape_in.rank.get_length() != 4
+            or (shape_in[1].is_static and shape_in[1].get_length() != 3)
+        ):
+            got = ", ".join(f"{i.get_any_name()}{i.get_partial_shape()}" for i in inputs)
+            raise ModelError(
+                f"{path}: expected one input '{c.input_name}' [N,3,{c.height},{c.width}], found {got}; "
+                "export the model with `polyp-rt export`"
+            )
+        found = [o for o in outputs if c.output_name in o.get_names()]
+        shape = found[0].get_partial_shape() if found else None
+        if shape is None or shape.rank.get_length() != 4 or shape[1].is_dynamic or shape[1].get_length() != 1:
+            got = ", ".join(f"{o.get_any_name()}{o.get_partial_shape()}" for o in outputs)
+            raise ModelError(
+                f"{path}: expected one output '{c.output_name}' [N,1,H,W] (one channel: the polyp logit), "
+                f"found {got}; export the model with `polyp-rt export`"
+            )
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        if x.shape != self.input_shape:
+            raise ValueError(f"OpenVINO engine compiled for {self.input_shape}, got a batch of {x.shape}")
+        result = self._request.infer({0: x}, share_inputs=True, share_outputs=False)
+        return np.asarray(result[self._output], dtype=np.float32)
+
+    def _release(self) -> None:
+        self._request = None
+        self._compiled = None

@@ -1,0 +1,72 @@
+"""The paths a run reads and writes, checked before anything is opened for writing.
+
+`compose()` calls `check_run_paths`, so `polyp-rt run`, `bench --pipeline`, `batch` and the
+tests all get the same rule: no output is an input or another output (the recording, the masks
+folder, the stats JSON and the histogram written beside it), the masks folder is empty unless
+--overwrite, and every output can be written before the first frame is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from polyp_rt.core.errors import OutputError
+from polyp_rt.core.paths import Place, check_outputs, check_writable
+from polyp_rt.realtime.config import RunConfig
+from polyp_rt.realtime.sources import source_path
+
+log = logging.getLogger(__name__)
+
+
+def histogram_path(stats_json: Path) -> Path:
+    """The latency histogram, written beside the stats JSON."""
+    return stats_json.with_suffix(".png")
+
+
+def run_places(config: RunConfig) -> tuple[list[Place], list[Place]]:
+    """(what the run reads, what it writes)."""
+    inputs = [Place("--model", Path(config.model))]
+    source = source_path(config.source) if config.source else None
+    if source is not None and source.exists():
+        inputs.append(Place("--source", source, folder=source.is_dir()))
+    if config.truth:
+        inputs.append(Place("--truth", config.truth, folder=True))
+    outputs = []
+    if config.record:
+        outputs.append(Place("--record", config.record))
+    if config.masks_out:
+        outputs.append(Place("--masks-out", config.masks_out, folder=True))
+    if config.stats_json:
+        outputs.append(Place("--stats-json", config.stats_json))
+        outputs.append(
+            Place("the latency histogram written beside --stats-json", histogram_path(config.stats_json))
+        )
+    return inputs, outputs
+
+
+def check_run_paths(config: RunConfig) -> None:
+    """OutputError for the first output that clashes, a masks folder that holds files (without
+    --overwrite), or an output that cannot be written."""
+    if config.stats_json and config.stats_json.suffix.lower() == ".png":
+        raise OutputError(
+            f"{config.stats_json}: the latency histogram is written beside --stats-json with the suffix "
+            ".png, so it would replace the statistics; name the statistics file .json"
+        )
+    inputs, outputs = run_places(config)
+    check_outputs(inputs, outputs)
+    if config.masks_out and config.masks_out.is_dir():
+        held = sum(1 for _ in config.masks_out.iterdir())
+        if held and not config.overwrite:
+            raise OutputError(
+                f"{config.masks_out}: --masks-out already holds {held} files (masks of an earlier run?); "
+                "choose an empty or new folder, or pass --overwrite to write into it"
+            )
+        if held:
+            log.warning(
+                "%s holds %d files already: masks of the same name are replaced, the others stay (--overwrite)",
+                config.masks_out,
+                held,
+            )
+    for place in outputs:
+        check_writable(place)

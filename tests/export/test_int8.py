@@ -1,0 +1,143 @@
+"""INT8 quantisation: real calibration, real ONNX Runtime and OpenVINO sessions, a real failure."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime.quantization")
+
+from polyp_rt.core.errors import DataError, ModelError, PolypRtError  # noqa: E402
+from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
+from polyp_rt.engines.contract import contract_from_onnx  # noqa: E402
+from polyp_rt.engines.imaging import preprocess  # noqa: E402
+from polyp_rt.export.int8 import calibration_split, quantize_int8  # noqa: E402
+from polyp_rt.train.synthetic import synth_image  # noqa: E402
+
+DEMO_MODEL = Path(__file__).resolve().parents[2] / "samples" / "polyp_cpu.onnx"
+
+
+@pytest.fixture(scope="module")
+def demo_model() -> Path:
+    """The shipped demo model: trained, so its masks are polyps, not specks."""
+    if not DEMO_MODEL.is_file():
+        pytest.skip(f"{DEMO_MODEL} is not here")
+    return DEMO_MODEL
+
+
+def test_int8_of_a_real_unetpp_runs_in_onnxruntime_and_openvino(tiny_onnx, synthetic_data, tmp_path):
+    out = tmp_path / "tiny_int8.onnx"
+    calls: list[tuple[str, int, int]] = []
+    # The 2-epoch model marks ~0.1% of the pixels (its logits lie in [-0.7, 0.1]), so ten pixels
+    # move its mask Dice by 0.03: the 0.98 gate is exercised on the trained demo model below.
+    report = quantize_int8(
+        tiny_onnx, out, synthetic_data, min_mask_dice=0.9, progress=lambda *c: calls.append(c)
+    )
+
+    fp32, int8 = contract_from_onnx(tiny_onnx), contract_from_onnx(out)
+    assert int8.precision == "int8" and fp32.precision == "fp32"
+    assert {**int8.to_dict(), "precision": "fp32"} == fp32.to_dict()  # every other field kept
+    assert report.path == out and report.bytes == out.stat().st_size < report.fp32_bytes / 2
+    assert report.calibration_images == report.verification_images == 12  # 24 images, half held out
+    assert 0.9 <= report.mask_dice <= 1.0 and report.mask_dice_min <= report.mask_dice_mean <= 1.0
+    assert report.dataset_dice_fp32 is not None and report.dataset_dice_drop is not None
+    assert report.settings["activations"].startswith("uint8") and "per channel" in report.settings["weights"]
+    json.dumps(report.to_json(), allow_nan=False)
+    assert ("calibrate", 12, 12) in calls and calls[-1] == ("verify", 12, 12)
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny_int8.onnx"]  # no temporary files left
+
+    x = np.stack([preprocess(synth_image(seed, 120)[0], int8) for seed in range(2)])
+    with OnnxRuntimeEngine(out, "cpu") as ort:
+        assert ort.precision == "int8"
+        ort_logits = [ort.infer(x[i : i + 1]) for i in range(2)]
+    pytest.importorskip("openvino")
+    from polyp_rt.engines.backends.openvino_backend import OpenVinoEngine
+
+    with OpenVinoEngine(out) as ov:
+        assert ov.precision == "int8"
+        for i in range(2):
+            got = ov.infer(x[i : i + 1])
+            assert got.shape == (1, 1, 64, 64) and np.isfinite(got).all()
+            assert np.abs(got - ort_logits[i]).max() < 0.1  # two INT8 runtimes, the same quantised graph
+
+
+def flat_colour_split(root: Path, real: Path) -> Path:
+    """A train/val/test folder whose train/ holds flat single-colour images and val/ real scenes."""
+    split = calibration_split(real, 200, 100, seed=0)
+    for part in ("train", "val", "test"):
+        (root / part / "images").mkdir(parents=True)
+        (root / part / "masks").mkdir(parents=True)
+    for k in range(len(split.calibration)):
+        cv2.imwrite(
+            str(root / "train" / "images" / f"{k}.png"),
+            np.full((96, 96, 3), (40 + 12 * k, 70, 150), np.uint8),
+        )
+        cv2.imwrite(str(root / "train" / "masks" / f"{k}.png"), np.zeros((96, 96), np.uint8))
+    for image, mask in split.verification:
+        assert mask is not None
+        shutil.copy(image, root / "val" / "images")
+        shutil.copy(mask, root / "val" / "masks")
+    return root
+
+
+def test_the_gate_passes_real_calibration_and_fails_flat_colour_calibration(
+    demo_model, synthetic_data, tmp_path
+):
+    """Same model, same 12 held-out images: only the calibration images differ."""
+    good = quantize_int8(demo_model, tmp_path / "good.onnx", synthetic_data)
+    assert (
+        good.mask_dice >= 0.98 and good.dataset_dice_drop is not None and abs(good.dataset_dice_drop) < 0.02
+    )
+
+    broken = flat_colour_split(tmp_path / "broken", synthetic_data)
+    out = tmp_path / "broken.onnx"
+    with pytest.raises(ModelError, match="INT8 verification failed") as info:
+        quantize_int8(demo_model, out, broken)
+    message = str(info.value)
+    assert "\n" not in message and "calibrate on more images like the ones the model will see" in message
+    assert not out.exists() and not list(tmp_path.glob(".int8-*"))  # the failed file is gone
+    # The right reason: activation ranges from flat colours clip real scenes, so the masks move
+    # (Dice against FP32 far below the real calibration's) and the accuracy against the truth drops.
+    dice = float(re.search(r"agree with FP32 at Dice (\d\.\d+)", message).group(1))
+    fp32, int8 = map(float, re.search(r"data-set Dice (\d\.\d+) FP32 -> (\d\.\d+) INT8", message).groups())
+    assert dice < 0.9 < good.mask_dice
+    assert fp32 == pytest.approx(good.dataset_dice_fp32, abs=1e-3) and fp32 - int8 > 0.1
+
+
+def test_calibration_and_verification_images_are_disjoint_and_seeded(synthetic_data, tmp_path):
+    a = calibration_split(synthetic_data, 5, 4, seed=3)
+    assert len(a.calibration) == 5 and len(a.verification) == 4
+    assert not set(a.calibration) & {image for image, _ in a.verification}
+    assert all(mask is not None for _, mask in a.verification)
+    assert (
+        calibration_split(synthetic_data, 5, 4, seed=3)
+        == a
+        != calibration_split(synthetic_data, 5, 4, seed=4)
+    )
+
+    plain = tmp_path / "frames"  # a plain folder of images: no masks, no truth to report
+    plain.mkdir()
+    for image in sorted((synthetic_data / "images").iterdir())[:6]:
+        shutil.copy(image, plain)
+    b = calibration_split(plain, 200, 100)
+    assert (len(b.calibration), len(b.verification)) == (3, 3) and all(m is None for _, m in b.verification)
+
+    (tmp_path / "one").mkdir()
+    shutil.copy(next((synthetic_data / "images").iterdir()), tmp_path / "one")
+    with pytest.raises(DataError, match="needs at least 2"):
+        calibration_split(tmp_path / "one")
+
+
+def test_bad_requests_are_one_line_errors(micro_onnx, synthetic_data, tmp_path):
+    with pytest.raises(PolypRtError, match="would overwrite its FP32 input"):
+        quantize_int8(micro_onnx, micro_onnx, synthetic_data)
+    with pytest.raises(PolypRtError, match="is an .onnx file"):
+        quantize_int8(micro_onnx, tmp_path / "x.engine", synthetic_data)
+    with pytest.raises(PolypRtError, match="model file not found"):
+        quantize_int8(tmp_path / "none.onnx", tmp_path / "x.onnx", synthetic_data)
+    with pytest.raises(PolypRtError, match="data folder not found"):
+        quantize_int8(micro_onnx, tmp_path / "x.onnx", tmp_path / "nowhere")
