@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +14,7 @@ from polyp_rt.realtime.stats import STAGES, LatencyStats
 console = Console()
 
 
-def facts_table(title: str, rows: dict[str, object]) -> Table:
+def facts_table(title: str, rows: Mapping[str, object]) -> Table:
     table = Table(title=title)
     table.add_column("")
     table.add_column("value", justify="right")
