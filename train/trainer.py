@@ -131,14 +131,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
         contract = contract_for(mconf, config.threshold)
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     config.epochs = config.epochs or DEFAULT_EPOCHS
+    splits = load_data(config, split_file)  # before the run folder exists: bad data leaves nothing behind
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{run}: cannot create the run folder ({exc.strerror or exc})") from exc
     if not resumed:
         (run / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run in a reused folder
-
-    splits = load_data(config, split_file)
     write_json(run / "split.json", splits.to_json())
     log.info(
         "data: %s (%s): %s",

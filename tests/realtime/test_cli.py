@@ -1,15 +1,17 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 
-def polyp_rt(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def polyp_rt(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "polyp_rt.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -42,8 +44,9 @@ def test_version():
         (["export", "--checkpoint", "/nonexistent/best.pt", "-o", "/tmp/x.onnx"], "checkpoint not found"),
     ],
 )
-def test_user_errors_are_one_line_and_exit_2(args, message):
-    out = polyp_rt(*args)
+def test_user_errors_are_one_line_and_exit_2(args, message, tmp_path):
+    out = polyp_rt(*args, cwd=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing written: no empty run folder, no partial file
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, out.stderr
