@@ -6,39 +6,50 @@ BIN := $(VENV)/bin
 # elsewhere pip downloads them. Override to pick another build: make TORCH="torch torchvision"
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STUBS ?= tensorrt-stubs==10.13.0.35.1
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+HASH := $(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.run-$(HASH)
+DEV_STAMP := $(VENV)/.dev-$(HASH)
 
 .PHONY: demo test lint typecheck pytest soak clean
 
-$(STAMP):
-	$(PYTHON) -m venv $(VENV)
+# the light install: what the live loop needs (no PyTorch), with OpenVINO, the fastest CPU runtime
+$(RUN_STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[openvino]"
+	rm -f $(VENV)/.run-*
+	touch $@
+
+# everything the tests need: training (PyTorch), Ray, the type stubs
+$(DEV_STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	# tensorrt-stubs requires the real tensorrt, which is not installable here: types only
 	$(BIN)/pip install --quiet --no-deps $(STUBS)
-	rm -f $(VENV)/.installed-*
-	touch $@
+	rm -f $(VENV)/.dev-* $(VENV)/.run-*
+	touch $@ $(RUN_STAMP)
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/polyp-rt --source samples/demo.mp4 $(if $(DISPLAY),,--headless) \
-		--record out/demo.mp4 --masks-out out/demo_masks --truth samples/demo_masks \
+		--record out/demo.mp4 --masks-out out/demo_masks --overwrite --truth samples/demo_masks \
 		--stats-json out/demo_stats.json
 
 test: lint typecheck pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/python scripts/typings.py
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(DEV_STAMP)
 	$(BIN)/pytest
 
-soak: $(STAMP)
+soak: $(DEV_STAMP)
 	$(BIN)/pytest -m slow -s tests/reliability/test_soak.py
 
 clean:

@@ -216,6 +216,30 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("polyp_rt").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+# the optional extra that installs a package the base install does not have
+EXTRAS = {
+    "torch": "train",
+    "torchvision": "train",
+    "segmentation_models_pytorch": "train",
+    "timm": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "matplotlib": "train",
+    "ray": "batch",
+    "openvino": "openvino",
+    "tensorrt": "tensorrt",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str) -> Exception:
+    """A one-line PolypRtError naming the extra that brings the missing package (else the error itself)."""
+    package = (exc.name or "").split(".")[0]
+    if package not in EXTRAS:
+        return exc
+    extra = EXTRAS[package]
+    return PolypRtError(f'polyp-rt {command} needs {package}, which comes with pip install "polyp-rt[{extra}]"')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     code = _main(argv)
     if argv is None:  # the program itself: Ctrl-C while the interpreter exits must not kill it
@@ -231,7 +255,10 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(args.verbose)
     _summary, config, handler = COMMANDS[args.command]
     try:
-        return int(load(handler)(config_from(load(config), args)))
+        try:
+            return int(load(handler)(config_from(load(config), args)))
+        except ModuleNotFoundError as exc:
+            raise missing_extra(exc, args.command) from exc
     except PolypRtError as exc:
         if args.debug:
             log.exception("details")

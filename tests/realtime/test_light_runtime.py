@@ -1,0 +1,78 @@
+"""The live path needs no PyTorch: run on an ONNX model in a process where importing torch
+(or anything of the training stack) fails, and check nothing even tried."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL
+
+TRAINING_STACK = (
+    "torch",
+    "torchvision",
+    "segmentation_models_pytorch",
+    "timm",
+    "matplotlib",
+    "onnx",
+    "onnxscript",
+)
+RUNNER = """
+import importlib.abc, json, sys
+tried = []
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            tried.append(name)
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+sys.meta_path.insert(0, Block())
+from polyp_rt.cli.main import main
+code = main(sys.argv[1:])
+print("RESULT", json.dumps({{"code": code, "tried": tried}}))
+"""
+
+
+def without_training_stack(*args: str) -> dict:
+    code = RUNNER.format(blocked=TRAINING_STACK)
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, out.stderr
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def test_the_live_path_on_an_onnx_model_imports_no_torch(micro_onnx, synthetic_clip, tmp_path):
+    stats = tmp_path / "stats.json"
+    args = ["--source", str(synthetic_clip), "--model", str(micro_onnx), "--headless"]
+    args += ["--record", str(tmp_path / "out.mp4"), "--truth", str(synthetic_clip.with_name("clip_masks"))]
+    result = without_training_stack(*args, "--stats-json", str(stats))
+    assert result == {"code": 0, "tried": []}
+    report = json.loads(stats.read_text())
+    assert report["frames_processed"] == 36 and report["truth"]["images"] == 36
+    assert Path(report["recording"]["path"]).stat().st_size > 0 and stats.with_suffix(".png").is_file()
+
+
+@pytest.mark.skipif(not DEMO_MODEL.is_file(), reason="the bundled model is not in this checkout")
+def test_the_demo_and_bench_and_eval_of_onnx_need_no_torch(tmp_path, kvasir_dir):
+    demo = without_training_stack("--source", str(DEMO_CLIP), "--headless", "--max-frames", "5")
+    assert demo == {"code": 0, "tried": []}
+    bench = without_training_stack("bench", "--iterations", "3", "--warmup", "1", "--json")
+    assert bench == {"code": 0, "tried": []}
+    scored = without_training_stack(
+        "eval", "--data", str(kvasir_dir), "--model", str(DEMO_MODEL), "--split", "all"
+    )
+    assert scored == {"code": 0, "tried": []}
+
+
+def test_a_command_that_needs_the_training_stack_names_the_extra(capsys):
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER.format(blocked=TRAINING_STACK), "train", "--data", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 'polyp-rt train needs torch, which comes with pip install "polyp-rt[train]"' in result.stderr
+    assert "Traceback" not in result.stderr
