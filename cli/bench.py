@@ -28,6 +28,7 @@ from polyp_rt.engines.base import Engine
 from polyp_rt.engines.timing import time_engine
 from polyp_rt.realtime.config import DEMO_MODEL, RunConfig
 from polyp_rt.realtime.stats import summarise
+from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -254,8 +255,9 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
     run_config = RunConfig(
         source=config.source, model=model, headless=True, max_frames=config.frames, stages=config.stages
     )
+    threads = thread_plan(run_config.threads).runtime
     with open_engine(
-        model, config.backend, config.device, fp16=config.fp16, cuda_graph=config.cuda_graph
+        model, config.backend, config.device, fp16=config.fp16, cuda_graph=config.cuda_graph, threads=threads
     ) as engine:
         frame_shape = (1, 3, engine.contract.height, engine.contract.width)
         batch = np.random.default_rng(0).standard_normal(frame_shape).astype(np.float32)
@@ -283,6 +285,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         "model": str(model),
         "stages": stage,
         "engine": engine_info,
+        "threads": thread_plan(run_config.threads).to_json(),
         **threaded,
         "model_only_ms": summarise(model_samples),
         "sequential_fps": sequential_fps,

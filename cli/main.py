@@ -237,7 +237,9 @@ def missing_extra(exc: ModuleNotFoundError, command: str) -> Exception:
     if package not in EXTRAS:
         return exc
     extra = EXTRAS[package]
-    return PolypRtError(f'polyp-rt {command} needs {package}, which comes with pip install "polyp-rt[{extra}]"')
+    return PolypRtError(
+        f'polyp-rt {command} needs {package}, which comes with pip install "polyp-rt[{extra}]"'
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from polyp_rt.realtime.pipeline import Outcome, Pipeline, StopOnSignals
 from polyp_rt.realtime.plots import plot_latency
 from polyp_rt.realtime.stats import write_stats_json
 from polyp_rt.realtime.stats_file import run_facts, stats_document
+from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def run_command(config: RunConfig) -> int:
                     config.device,
                     fp16=config.fp16,
                     cuda_graph=config.cuda_graph,
+                    threads=thread_plan(config.threads).runtime,
                 )
             )
             live = stack.enter_context(Live(Text(""), console=console, refresh_per_second=4, transient=True))

@@ -22,6 +22,7 @@ from polyp_rt.realtime.sinks import Display, MaskWriter, RecordingSink, Sink, Tr
 from polyp_rt.realtime.sources import Source, open_source
 from polyp_rt.realtime.stage import InferenceStage
 from polyp_rt.realtime.stats import LatencyStats
+from polyp_rt.realtime.threads import thread_plan
 
 
 def compose(
@@ -39,6 +40,7 @@ def compose(
     if not config.source:
         raise PolypRtError("no --source given")
     check_run_paths(config)  # before anything is opened for writing
+    thread_plan(config.threads).apply()
     with ExitStack() as stack:  # on an error here, what was opened is closed again
         source = open_source(config.source, config.capture)
         source.open()

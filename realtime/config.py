@@ -72,6 +72,12 @@ class RunConfig:
         high=1.0,
         high_open=True,
     )
+    threads: int | None = option(
+        None,
+        "inference threads of a CPU runtime (default: every core; see docs/BENCHMARKS.md)",
+        low=1,
+        high=1024,
+    )
     stages: str = option(
         "auto",
         "where pre/postprocessing run: auto (on the GPU for CUDA engines) or cpu (to compare)",

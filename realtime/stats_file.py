@@ -27,6 +27,8 @@ PACKAGES = (
     "av",
     "opencv-python",
     "numpy",
+    "openvino",
+    "ray",
 )
 
 
@@ -65,4 +67,7 @@ def run_facts(engine: Engine, pipeline: Pipeline, outcome: Outcome) -> dict[str,
 
 def stats_document(config: RunConfig, facts: dict[str, Any]) -> dict[str, Any]:
     """`run_facts` plus the configuration and the library versions: the stats JSON's extra keys."""
-    return {**facts, "config": asdict(config), "versions": package_versions()}
+    from polyp_rt.realtime.threads import thread_plan
+
+    threads = thread_plan(config.threads).to_json()
+    return {**facts, "config": asdict(config), "threads": threads, "versions": package_versions()}

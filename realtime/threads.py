@@ -1,0 +1,35 @@
+"""How the CPU's cores are shared on the live path: the one place these choices are made.
+
+Measured on a 2-core CPU with a live 640x480@30 source (docs/BENCHMARKS.md): the inference
+runtime does best with every core (OpenVINO INT8: end-to-end p50 13 ms with 2 threads against
+18.5 ms with 1, p99 22 against 24-32, no drops either way), while OpenCV's own thread pool
+only competes with it for the few milliseconds of resizing and drawing per frame, so OpenCV
+runs single-threaded. PyAV leaves decoding and encoding threads to FFmpeg.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    cores: int  # the cores this process may use
+    runtime: int  # intra-op threads of a CPU runtime (ONNX Runtime, OpenVINO); GPU engines ignore it
+    opencv: int  # OpenCV's pool (resize, colour conversion, drawing)
+    ffmpeg: str = "auto"  # PyAV decoding and encoding: FFmpeg picks its frame and slice threads
+
+    def apply(self) -> None:
+        import cv2
+
+        cv2.setNumThreads(self.opencv)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def thread_plan(runtime_threads: int | None = None) -> ThreadPlan:
+    """The plan for this machine; `runtime_threads` (--threads) overrides the runtime's share."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ThreadPlan(cores=cores, runtime=runtime_threads or cores, opencv=1)
