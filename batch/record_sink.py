@@ -58,8 +58,8 @@ class FrameRecordSink(Sink):
             self.tracker = EpisodeTracker(nominal_fps=fps)
 
     def write(self, frame: Frame) -> None:
-        assert frame.mask is not None and self._file is not None
-        area = float(np.count_nonzero(frame.mask)) / frame.mask.size
+        assert self._file is not None
+        area = frame.mask_area()
         record = {
             "frame": frame.index,
             "t": round(frame.pts_s, 6),

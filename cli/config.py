@@ -10,7 +10,9 @@ from polyp_rt.core.options import option
 
 @dataclass
 class BenchConfig:
-    model: Path | None = option(None, "model to time (default: the bundled demo model)", metavar="M")
+    model: list[Path] = option(
+        [], "models to time, side by side (default: the bundled demo model)", metavar="M", nargs="+"
+    )
     presets: str | None = option(
         None, "instead of --model: time these presets with random weights, e.g. cpu,fast,accurate"
     )

@@ -70,7 +70,9 @@ def make_stage(engine: Engine, config: RunConfig) -> InferenceStage:
         from polyp_rt.realtime.gpu_stage import TorchStage
 
         color, alpha = parse_color(config.overlay.color), config.overlay.mask_alpha
-        return TorchStage(engine, config.threshold, config.smoothing, color, alpha, 2 * config.queue_size + 4)
+        in_flight = 2 * config.queue_size + 4
+        outline = config.overlay.contours
+        return TorchStage(engine, config.threshold, config.smoothing, color, alpha, in_flight, outline)
     from polyp_rt.realtime.cpu_stage import CpuStage
 
     return CpuStage(engine, config.threshold, config.smoothing)

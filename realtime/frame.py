@@ -41,6 +41,8 @@ class Frame:
     mask: np.ndarray | None = None  # uint8 HxW {0,1}
     max_prob: float = 0.0  # highest polyp probability in the frame
     blended: np.ndarray | None = None  # RGB with the mask tint already applied (GPU path)
+    outlined: bool = False  # GPU path: `blended` has the mask's outline drawn on it too
+    area: float | None = None  # GPU path: fraction of the frame the mask covers, counted on the GPU
     overlay: np.ndarray | None = None  # what is shown and recorded
     polyp: bool = False  # the presence indicator's state after this frame
     gpu_ms: dict[str, float] = field(default_factory=dict)  # GPU path: CUDA-event time per step
@@ -51,3 +53,10 @@ class Frame:
 
     def stamp(self, step: Stamp) -> None:
         self.stamps[step] = now_ns()
+
+    def mask_area(self) -> float:
+        """Fraction of the frame the mask covers."""
+        if self.area is not None:
+            return self.area
+        assert self.mask is not None
+        return float(np.count_nonzero(self.mask)) / self.mask.size

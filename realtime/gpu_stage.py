@@ -2,9 +2,14 @@
 
 For a CUDA engine the frame crosses the bus twice: one H2D of the uint8 frame
 (from pinned memory, started by the capture thread on an upload stream so it
-overlaps the previous frame's compute) and one D2H of the tinted frame and its
-mask. Resize, normalisation, the model, upsampling, thresholding, temporal
-smoothing and the tint all run on the GPU. CUDA events time each step.
+overlaps the previous frame's compute) and one D2H of the composed frame, its
+mask and two numbers (peak probability, mask area). Resize, normalisation, the
+model, upsampling, thresholding, temporal smoothing, the tint and the outline all
+run on the GPU. CUDA events time each step.
+
+Sources that can write a frame where they are told (camera, image folder, synthetic)
+decode straight into the pinned ring (`frame_buffer`), so the capture thread only
+starts the upload; other frames are copied into the ring first.
 
 The same code runs on CPU tensors, which is how it is tested without a GPU.
 """
@@ -41,8 +46,15 @@ class SlotPool:
     def __init__(self, count: int, shape: tuple[int, ...], device: torch.device) -> None:
         self.host = [torch.empty(shape, dtype=torch.uint8).pin_memory() for _ in range(count)]
         self.device = [torch.empty(shape, dtype=torch.uint8, device=device) for _ in range(count)]
+        self._addresses = {t.data_ptr(): i for i, t in enumerate(self.host)}
         self._free = list(range(count))
         self._lock = threading.Lock()
+
+    def slot_of(self, array: np.ndarray) -> int | None:
+        """The slot whose pinned buffer `array` is (a frame decoded straight into the ring)."""
+        if array.shape != tuple(self.host[0].shape) or not array.flags.c_contiguous:
+            return None
+        return self._addresses.get(array.__array_interface__["data"][0])
 
     def take(self) -> int | None:
         with self._lock:
@@ -62,6 +74,7 @@ class TorchStage(InferenceStage):
         color: tuple[int, int, int] = (0, 255, 0),
         alpha: float = 0.4,
         in_flight: int = 6,
+        outline: bool = True,
     ) -> None:
         super().__init__(engine, threshold, smoothing)
         if not engine.device_tensors:
@@ -80,6 +93,7 @@ class TorchStage(InferenceStage):
         self.cutoff = float(logit(self.threshold))
         self.color = torch.tensor(color, dtype=torch.float32, device=self.device)
         self.alpha = alpha
+        self.outline = outline  # the overlay's contour toggle switches it
         self.in_flight = in_flight
         self._pool: SlotPool | None = None
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -89,22 +103,38 @@ class TorchStage(InferenceStage):
 
     # -------------------------------------------------------- capture thread
 
+    def frame_buffer(self, height: int, width: int) -> np.ndarray | None:
+        """A free pinned buffer of the ring for the source to decode the next frame into.
+
+        The slot is the frame's while this array (or a view of it) lives."""
+        if not self.cuda:
+            return None
+        pool = self._pool_for((height, width, 3))
+        slot = pool.take()
+        if slot is None:
+            return None
+        array = pool.host[slot].numpy()
+        weakref.finalize(array, pool.give_back, slot)
+        return array
+
     def prepare(self, frame: Frame) -> None:
         """Start the frame's H2D now (capture thread), so it overlaps the frame being computed."""
         if not self.cuda:
             return
         pool = self._pool_for(frame.rgb.shape)
-        slot = pool.take()
+        slot = pool.slot_of(frame.rgb)
         if slot is None:
-            return  # every slot in use: __call__ uploads this frame itself
+            slot = pool.take()
+            if slot is None:
+                return  # every slot in use: __call__ uploads this frame itself
+            np.copyto(pool.host[slot].numpy(), frame.rgb)
+            weakref.finalize(frame, pool.give_back, slot)  # a dropped frame frees its slot too
         assert self.upload_stream is not None
-        np.copyto(pool.host[slot].numpy(), frame.rgb)
         ready = torch.cuda.Event()
         with torch.cuda.stream(self.upload_stream):
             pool.device[slot].copy_(pool.host[slot], non_blocking=True)
             ready.record()
         frame.upload = Upload(pool.device[slot], ready)
-        weakref.finalize(frame, pool.give_back, slot)  # a dropped frame frees its slot too
 
     def warm_up(self, height: int, width: int) -> None:
         """Allocate the buffers for this frame size and run one frame, so the first real one is not slow."""
@@ -128,17 +158,19 @@ class TorchStage(InferenceStage):
             logits = self._infer_device(x)
             frame.stamp(Stamp.INFERRED)
             self._record(events, 2)
-            mask, blended, peak = self.postprocess(logits, rgb)
-            host_mask, host_blend, host_peak = self._output_buffers(h, w)
+            outline = self.outline
+            mask, blended, numbers = self.postprocess(logits, rgb, outline)
+            host_mask, host_blend, host_numbers = self._output_buffers(h, w)
             host_mask.copy_(mask, non_blocking=self.cuda)
             host_blend.copy_(blended, non_blocking=self.cuda)
-            host_peak.copy_(peak, non_blocking=self.cuda)
+            host_numbers.copy_(numbers, non_blocking=self.cuda)
             self._record(events, 3)
         if self.cuda:
             events[3].synchronize()
             frame.gpu_ms = {step: events[i].elapsed_time(events[i + 1]) for i, step in enumerate(GPU_STEPS)}
-        frame.mask, frame.blended = host_mask.numpy(), host_blend.numpy()
-        frame.max_prob = float(host_peak[0])
+        frame.mask, frame.blended, frame.outlined = host_mask.numpy(), host_blend.numpy(), outline
+        peak, area = host_numbers.tolist()
+        frame.max_prob, frame.area = peak, area
         frame.stamp(Stamp.POSTPROCESSED)
         return frame
 
@@ -168,9 +200,10 @@ class TorchStage(InferenceStage):
         return self._area[1], self._area[2]
 
     def postprocess(
-        self, logits: torch.Tensor, rgb: torch.Tensor
+        self, logits: torch.Tensor, rgb: torch.Tensor, outline: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Logits at model size -> (uint8 {0,1} mask HxW, tinted uint8 frame HxWx3, [max probability])."""
+        """Logits at model size -> (uint8 {0,1} mask HxW, tinted (and outlined) uint8 frame HxWx3,
+        [max probability, fraction of the frame the mask covers])."""
         logits = logits.float()
         if self.smoothing > 0:
             prob = torch.sigmoid(logits)
@@ -185,7 +218,11 @@ class TorchStage(InferenceStage):
         mask = logits[0, 0] >= self.cutoff
         tinted = (rgb.float() * (1 - self.alpha) + self.color * self.alpha).round_().to(torch.uint8)
         blended = torch.where(mask.unsqueeze(-1), tinted, rgb)
-        return mask.to(torch.uint8), blended, peak
+        if outline:
+            edge = outline_band(mask, outline_width(h))
+            blended = torch.where(edge.unsqueeze(-1), self.color.to(torch.uint8), blended)
+        area = mask.sum(dtype=torch.float32).reshape(1) / mask.numel()
+        return mask.to(torch.uint8), blended, torch.cat([peak, area])
 
     # -------------------------------------------------------- buffers
 
@@ -207,7 +244,7 @@ class TorchStage(InferenceStage):
         if not self._outputs or tuple(self._outputs[0][0].shape) != (h, w):
             pin = self.cuda
             self._outputs = [
-                (_empty((h, w), pin), _empty((h, w, 3), pin), _empty((1,), pin, torch.float32))
+                (_empty((h, w), pin), _empty((h, w, 3), pin), _empty((2,), pin, torch.float32))
                 for _ in range(self.in_flight)
             ]
         out = self._outputs[self._next_output]
@@ -226,6 +263,21 @@ class TorchStage(InferenceStage):
         if self.cuda:
             torch.cuda.synchronize(self.device)
         self._pool, self._outputs, self._previous, self._area = None, [], None, None
+
+
+def outline_width(height: int) -> int:
+    """Line width of a mask outline on a frame this tall (as the CPU overlay draws it)."""
+    return max(2, height // 270)
+
+
+def outline_band(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """Pixels within about width/2 of the mask's edge, on either side: a drawn outline, by two
+    max-pools (dilation and erosion) over the bool HxW mask."""
+    radius = max(1, width // 2)
+    m = mask.to(torch.float16 if mask.is_cuda else torch.float32)[None, None]
+    grown = F.max_pool2d(m, 2 * radius + 1, stride=1, padding=radius)
+    shrunk = -F.max_pool2d(-m, 2 * radius + 1, stride=1, padding=radius)
+    return (grown > shrunk)[0, 0]
 
 
 def area_matrix(n_in: int, n_out: int) -> np.ndarray:

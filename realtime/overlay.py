@@ -93,11 +93,9 @@ class Overlay:
         """Set frame.overlay (the annotated picture) and frame.polyp (the indicator after this frame).
 
         A frame tinted on the GPU (`frame.blended`) is drawn on in place: a full-HD copy costs a
-        millisecond.
+        millisecond; its outline too was drawn there when `frame.outlined`.
         """
-        assert frame.mask is not None
-        mask = frame.mask
-        frame.polyp = self.presence.update(cv2.countNonZero(mask) >= self.config.min_area * mask.size)
+        frame.polyp = self.presence.update(frame.mask_area() >= self.config.min_area)
         frame.overlay = self._picture(frame, frame.blended, hud, frame.polyp)
 
     def redraw(self, frame: Frame, hud: Hud) -> np.ndarray:
@@ -113,7 +111,7 @@ class Overlay:
             out = blended
         else:
             out = tint(rgb, mask, self.color, self.config.mask_alpha)
-        if self.show_contours:
+        if self.show_contours and not (frame.outlined and out is blended):
             cv2.drawContours(out, outlines(mask), -1, self.color, max(2, out.shape[0] // 270), cv2.LINE_AA)
         if self.config.hud:
             self._hud(out, hud, present)

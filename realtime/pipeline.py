@@ -28,11 +28,13 @@ from polyp_rt.core.errors import SourceError
 from polyp_rt.realtime.config import RunConfig
 from polyp_rt.realtime.frame import Frame, Stamp
 from polyp_rt.realtime.overlay import Hud, Overlay
+from polyp_rt.realtime.pauses import InterpreterPauses
 from polyp_rt.realtime.queues import EndOfStream, FrameQueue, Stopped
 from polyp_rt.realtime.sinks import Display, Sink
 from polyp_rt.realtime.sources import Source
 from polyp_rt.realtime.stage import InferenceStage
 from polyp_rt.realtime.stats import LatencyStats
+from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,8 @@ class Pipeline:
             threading.Thread(target=self._guard, args=(loop,), name=f"polyp-rt {name}", daemon=True)
             for name, loop in loops
         ]
-        with nullcontext() if self.signals_watched else StopOnSignals(self):
+        pauses = InterpreterPauses(thread_plan(self.config.threads).switch_interval_ms)
+        with nullcontext() if self.signals_watched else StopOnSignals(self), pauses:
             for thread in threads:
                 thread.start()
             if threads:
@@ -124,6 +127,7 @@ class Pipeline:
         if alive:
             log.error("threads still running after %.0f s: %s", JOIN_TIMEOUT_S, ", ".join(alive))
         self._finish_counts()
+        self.stats.interpreter = pauses.summary()
         return Outcome(self._reason or "end of stream", self._error, self.stats)
 
     def request_stop(self, reason: str) -> None:
@@ -150,6 +154,7 @@ class Pipeline:
     def _warm_up(self) -> None:
         if self.source.width and self.source.height:
             self.stage.warm_up(self.source.height, self.source.width)
+        self.source.frame_buffer = self.stage.frame_buffer
 
     def _capture(self) -> None:
         attempts = 0
@@ -271,6 +276,7 @@ class Pipeline:
             self.request_stop("quit")
         elif action == "contours":
             self.overlay.show_contours = not self.overlay.show_contours
+            self.stage.outline = self.overlay.show_contours
         elif action == "mask":
             self.overlay.show_mask = not self.overlay.show_mask
 

@@ -51,6 +51,8 @@ class Source(ABC):
     height: int = 0
 
     def __init__(self) -> None:
+        # where to decode the next frame, if the source can (the GPU path lends pinned buffers)
+        self.frame_buffer: Callable[[int, int], np.ndarray | None] = lambda height, width: None
         self.skipped: dict[str, int] = {}  # bad input stepped over, by reason
         self.notes: list[str] = []  # what the pipeline should log and keep in the stats events
         self._count = 0
@@ -94,6 +96,15 @@ class Source(ABC):
                 "letterboxed (noted once)"
             )
         return letterbox(rgb, self.width, self.height)
+
+    def _to_rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """The RGB frame, converted straight into the buffer the stage lends when sizes agree."""
+        import cv2
+
+        out = (
+            self.frame_buffer(self.height, self.width) if bgr.shape[:2] == (self.height, self.width) else None
+        )
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out)
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -444,13 +455,12 @@ class CameraSource(Source):
         self._t0 = time.monotonic()
 
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
-        import cv2
 
         assert self._cap is not None
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             raise SourceStalled(f"camera {self.device}: no frame (unplugged or stalled)")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.monotonic() - self._t0
+        return self._to_rgb(bgr), time.monotonic() - self._t0
 
     def close(self) -> None:
         if self._cap is not None:
@@ -477,12 +487,11 @@ class ImageFolderSource(Source):
             raise SourceError(f"{self.files[0]}: cannot read the first image of the folder")
         self.height, self.width = first.shape[:2]
 
-    @staticmethod
-    def _load(path: Path) -> np.ndarray | None:
+    def _load(self, path: Path) -> np.ndarray | None:
         import cv2
 
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return None if bgr is None else self._to_rgb(bgr)
 
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
         while self._next < len(self.files):
@@ -583,9 +592,12 @@ class SyntheticSource(Source):
         elif self._next_t > now:
             time.sleep(self._next_t - now)
         self._next_t = max(self._next_t + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
-        if self._rendered:
-            return self._rendered[self._count % self.loop], self._count / self.fps
-        return self.clip.frame(self._count)[0], self._count / self.fps
+        rgb = self._rendered[self._count % self.loop] if self._rendered else self.clip.frame(self._count)[0]
+        out = self.frame_buffer(self.height, self.width)  # as a capture card writes into it
+        if out is not None:
+            np.copyto(out, rgb)
+            rgb = out
+        return rgb, self._count / self.fps
 
     def close(self) -> None:
         pass

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.frame import Frame
 
 
 class InferenceStage(ABC):
+    outline = False  # the GPU path draws the mask's outline itself while this is on
+
     def __init__(self, engine: Engine, threshold: float | None = None, smoothing: float = 0.0) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError("smoothing must be in [0, 1)")
@@ -25,6 +29,11 @@ class InferenceStage(ABC):
     @abstractmethod
     def __call__(self, frame: Frame) -> Frame:
         """Set frame.mask, frame.max_prob (and frame.blended on the GPU path); stamp the three steps."""
+
+    def frame_buffer(self, height: int, width: int) -> np.ndarray | None:
+        """A uint8 HxWx3 buffer for the source to decode the next frame into, or None (any array
+        will do). The GPU path lends its pinned upload buffers, which saves a copy per frame."""
+        return None
 
     def prepare(self, frame: Frame) -> None:  # noqa: B027 (only the GPU path works ahead)
         """Called by the capture thread as soon as a frame exists (the GPU path starts its upload)."""

@@ -64,6 +64,7 @@ class LatencyStats:
     gpu_samples: dict[str, array[float]] = field(  # GPU frame path: CUDA-event ms per step
         default_factory=lambda: {step: array("d") for step in GPU_STEPS}
     )
+    interpreter: dict[str, Any] = field(default_factory=dict)  # GIL interval and GC pauses of the run
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finished_ns: int | None = None
 
@@ -110,6 +111,7 @@ class LatencyStats:
                 "e2e_ms": e2e,
                 "gpu_ms": {step: summarise(v) for step, v in self.gpu_samples.items() if v},
                 "events": list(self.events),
+                "interpreter": dict(self.interpreter),
             }
 
 

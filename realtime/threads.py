@@ -4,7 +4,9 @@ Measured on a 2-core CPU with a live 640x480@30 source (docs/BENCHMARKS.md): the
 runtime does best with every core (OpenVINO INT8: end-to-end p50 13 ms with 2 threads against
 18.5 ms with 1, p99 22 against 24-32, no drops either way), while OpenCV's own thread pool
 only competes with it for the few milliseconds of resizing and drawing per frame, so OpenCV
-runs single-threaded. PyAV leaves decoding and encoding threads to FFmpeg.
+runs single-threaded. PyAV leaves decoding and encoding threads to FFmpeg. Python itself hands
+the GIL between the pipeline's threads every millisecond rather than every 5 (realtime/pauses.py):
+at 60 fps a frame's threads must not wait a third of a frame for each other.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class ThreadPlan:
     runtime: int  # intra-op threads of a CPU runtime (ONNX Runtime, OpenVINO); GPU engines ignore it
     opencv: int  # OpenCV's pool (resize, colour conversion, drawing)
     ffmpeg: str = "auto"  # PyAV decoding and encoding: FFmpeg picks its frame and slice threads
+    switch_interval_ms: float = 1.0  # how often Python hands the GIL to a waiting thread (default 5)
 
     def apply(self) -> None:
         import cv2

@@ -24,12 +24,11 @@ done
 # random-weight checkpoints of the fast and accurate presets (speed does not depend on weights)
 "$BIN/python" - "$OUT" <<'PY'
 import sys
-from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.models import create_model, model_config, save_checkpoint
+from polyp_rt.engines.checkpoint import save_checkpoint
+from polyp_rt.engines.models import contract_for, create_model, model_config
 for preset in ("fast", "accurate"):
     conf = model_config(preset)
-    contract = ModelContract(conf.size, conf.size, preset=preset, encoder=conf.encoder, decoder_channels=conf.decoder_channels)
-    save_checkpoint(f"{sys.argv[1]}/{preset}_random.pt", create_model(conf), conf, contract, {"note": "random weights"})
+    save_checkpoint(f"{sys.argv[1]}/{preset}_random.pt", create_model(conf), contract_for(conf), {"note": "random weights"})
 PY
 # the accurate preset exported and verified on the GPU machine (FP32 and FP16 ONNX)
 run "$BIN/polyp-rt" export --checkpoint "$OUT/accurate_random.pt" -o "$OUT/accurate.onnx"
@@ -40,8 +39,14 @@ run "$BIN/polyp-rt" export --checkpoint "$OUT/accurate_random.pt" -o "$OUT/accur
 for preset in fast accurate; do
   for stages in cpu auto; do
     run "$BIN/polyp-rt" bench --pipeline --source "synthetic:1920x1080@60?loop=60" --model "$OUT/${preset}_random.pt" \
-        --backend torch --device cuda:0 --fp16 --cuda-graph --stages "$stages" --frames 900 --json \
+        --backend torch --device cuda:0 --fp16 --cuda-graph --stages "$stages" --frames 1800 --json \
         > "$OUT/pipeline_${preset}_${stages}.json"
   done
 done
+# a trained model (realistic masks), if one is given: MODEL=runs/x/best.pt bash scripts/gpu_checks.sh
+if [ -n "${MODEL:-}" ]; then
+  run "$BIN/polyp-rt" bench --model "$MODEL" --backends torch --device cuda:0 --fp16 --cuda-graph --json > "$OUT/model_trained.json"
+  run "$BIN/polyp-rt" bench --pipeline --source "synthetic:1920x1080@60?loop=60" --model "$MODEL" \
+      --backend torch --device cuda:0 --fp16 --cuda-graph --frames 1800 --json > "$OUT/pipeline_trained.json"
+fi
 echo "results in $OUT/"

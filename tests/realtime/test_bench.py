@@ -17,17 +17,58 @@ def test_model_bench_json_has_both_cpu_backends(tiny_onnx, capsys):
         assert rows[backend]["size"] == [64, 64]
     assert rows["onnxruntime"]["provider"] == "CPUExecutionProvider"
     assert "random weights" in rows["torch"]["provider"]  # torch times the ONNX's architecture
-    if "skipped" in rows["tensorrt"]:
-        assert "TensorRT" in rows["tensorrt"]["skipped"]
+    from polyp_rt.engines.backends.tensorrt_backend import TensorRTEngine
+
+    # TensorRT needs an engine file: skipped here with its reason, whether TensorRT is installed or not
+    reason = TensorRTEngine.unavailable("cuda:0")
+    assert rows["tensorrt"]["skipped"] == (
+        reason
+        or "tensorrt needs a .engine/.plan file: make one from "
+        f"{tiny_onnx.name} (`polyp-rt build --onnx MODEL.onnx -o model.engine`) and bench that"
+    )
+
+
+def test_every_cpu_runtime_side_by_side_with_int8(tiny_onnx, synthetic_data, tmp_path, capsys):
+    from polyp_rt.export.int8 import quantize_int8
+
+    int8 = tmp_path / "tiny_int8.onnx"
+    quantize_int8(tiny_onnx, int8, synthetic_data, images=8, verify_images=8, min_mask_dice=0.5)
+    args = [
+        "bench",
+        "--model",
+        str(tiny_onnx),
+        str(int8),
+        "--backends",
+        "onnxruntime,openvino",
+        "--device",
+        "cpu",
+    ]
+    assert main([*args, "--iterations", "4", "--warmup", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["model"], r["backend"], r["precision"]) for r in rows] == [
+        (tiny_onnx.name, "onnxruntime", "fp32"),
+        (tiny_onnx.name, "openvino", "fp32"),
+        (int8.name, "onnxruntime", "int8"),
+        (int8.name, "openvino", "int8"),
+    ]
+    assert all(set(r) >= LATENCY_KEYS for r in rows)
 
 
 def test_presets_bench_and_plot(tmp_path, capsys):
     plot = tmp_path / "latency.png"
     args = ["bench", "--presets", "cpu", "--size", "64", "--backends", "torch,onnxruntime", "--device", "cpu"]
     assert main([*args, "--iterations", "4", "--warmup", "1", "--plot", str(plot)]) == 0
-    out = capsys.readouterr().out
-    assert "onnxruntime" in out and "torch" in out
-    assert plot.stat().st_size > 0
+    capsys.readouterr()
+    assert main([*args, "--iterations", "4", "--warmup", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["model"], r["backend"], r["size"]) for r in rows] == [
+        ("cpu", "torch", [64, 64]),
+        ("cpu", "onnxruntime", [64, 64]),
+    ]
+    import cv2
+
+    picture = cv2.imread(str(plot))
+    assert picture is not None and picture.shape[:2] == (420, 1100) and picture.std() > 10  # a drawn plot
 
 
 def test_pipeline_bench_json(tiny_onnx, capsys):

@@ -43,7 +43,9 @@ def test_clip_run_records_masks_and_stats(tiny_onnx, synthetic_clip, tmp_path, d
     assert 0.0 <= report["truth"]["dice"] <= 1.0
     assert report["config"]["source"] == str(synthetic_clip) and "onnxruntime" in report["versions"]
     assert report["recording"]["frames"] == 36
-    assert report["threads"]["opencv"] == 1 and report["threads"]["runtime"] == report["threads"]["cores"] >= 1
+    assert (
+        report["threads"]["opencv"] == 1 and report["threads"]["runtime"] == report["threads"]["cores"] >= 1
+    )
     assert stats.with_suffix(".png").stat().st_size > 0
     assert pipeline_threads() == []
 

@@ -41,3 +41,35 @@ def test_video_file_keeps_pts_and_rgb(synthetic_clip):
     assert len(frames) == 36 and (source.width, source.height, source.fps) == (160, 128, 24.0)
     assert [round(f.pts_s * 24) for f in frames] == list(range(36))
     assert all(f.t_capture_ns <= g.t_capture_ns for f, g in zip(frames, frames[1:], strict=False))
+
+
+def lender(shape, count):
+    """Buffers handed out like the GPU path's pinned ring: one per frame while they last."""
+    lent = []
+
+    def frame_buffer(height, width):
+        if len(lent) == count or (height, width, 3) != shape:
+            return None
+        lent.append(np.zeros(shape, np.uint8))
+        return lent[-1]
+
+    return frame_buffer, lent
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "images"])
+def test_sources_decode_into_the_buffer_the_stage_lends(tmp_path, kind):
+    import cv2
+
+    if kind == "images":
+        for i in range(3):
+            cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((90, 120, 3), 40 * i + 10, np.uint8))
+        spec = str(tmp_path)
+    else:
+        spec = "synthetic:120x90@1000?loop=3"
+    plain, lending = open_source(spec, CaptureConfig()), open_source(spec, CaptureConfig())
+    plain.open()
+    lending.open()
+    lending.frame_buffer, lent = lender((90, 120, 3), count=2)
+    pairs = [(plain.read(), lending.read()) for _ in range(3)]
+    assert [b.rgb is buffer for (_, b), buffer in zip(pairs, lent, strict=False)] == [True, True]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in pairs)  # the third, unlent, is read as before
