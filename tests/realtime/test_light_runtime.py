@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL
+from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, DEMO_MODEL_INT8, bundled_model_for
 
 TRAINING_STACK = (
     "torch",
@@ -57,8 +57,13 @@ def test_the_live_path_on_an_onnx_model_imports_no_torch(micro_onnx, synthetic_c
 
 @pytest.mark.skipif(not DEMO_MODEL.is_file(), reason="the bundled model is not in this checkout")
 def test_the_demo_and_bench_and_eval_of_onnx_need_no_torch(tmp_path, kvasir_dir):
-    demo = without_training_stack("--source", str(DEMO_CLIP), "--headless", "--max-frames", "5")
+    stats = tmp_path / "demo.json"
+    demo = without_training_stack(
+        "--source", str(DEMO_CLIP), "--headless", "--max-frames", "5", "--stats-json", str(stats)
+    )
     assert demo == {"code": 0, "tried": []}
+    bundled = DEMO_MODEL_INT8 if DEMO_MODEL_INT8.is_file() else DEMO_MODEL  # on a CPU: INT8, if shipped
+    assert json.loads(stats.read_text())["config"]["model"] == str(bundled)
     bench = without_training_stack("bench", "--iterations", "3", "--warmup", "1", "--json")
     assert bench == {"code": 0, "tried": []}
     scored = without_training_stack(
@@ -76,3 +81,10 @@ def test_a_command_that_needs_the_training_stack_names_the_extra(capsys):
     )
     assert 'polyp-rt train needs torch, which comes with pip install "polyp-rt[train]"' in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not DEMO_MODEL_INT8.is_file(), reason="the bundled INT8 model is not in this checkout")
+def test_the_bundled_model_is_int8_on_a_cpu_and_fp32_on_a_gpu():
+    assert bundled_model_for("auto", "cpu") == DEMO_MODEL_INT8
+    assert bundled_model_for("onnxruntime", "cpu") == DEMO_MODEL_INT8
+    assert bundled_model_for("onnxruntime", "cuda:0") == DEMO_MODEL
