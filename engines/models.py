@@ -40,7 +40,7 @@ PRESETS: dict[str, ModelConfig] = {
     "accurate": ModelConfig("accurate", "efficientnet-b3", 352, (256, 128, 64, 32, 16)),
     "fast": ModelConfig("fast", "resnet34", 352, (256, 128, 64, 32, 16)),
     # Live on a 2-core CPU (INT8 with OpenVINO); chosen by measurement among MobileNetV2 and
-    # EfficientNet-Lite0/1/2 at 224-256 (samples/README.md, "Choosing the cpu preset").
+    # EfficientNet-Lite0/1/2 at 224-256 (README, "Training your own model").
     "cpu": ModelConfig("cpu", "timm-tf_efficientnet_lite0", 224, (64, 32, 16, 16, 8)),
 }
 

@@ -455,7 +455,6 @@ class CameraSource(Source):
         self._t0 = time.monotonic()
 
     def _read_rgb(self) -> tuple[np.ndarray, float] | None:
-
         assert self._cap is not None
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
