@@ -179,14 +179,15 @@ def test_a_video_track_without_frames_is_one_line(micro_onnx, tmp_path, capsys, 
 
 @pytest.fixture(scope="module")
 def random_checkpoint(tmp_path_factory):
-    """A polyp-rt checkpoint of the cpu preset at 64 px with random weights (no training needed)."""
+    """A polyp-rt checkpoint of the cpu preset's decoder on MobileNetV2 at 64 px with random weights
+    (no training needed). MobileNetV2: the Lite encoders' TF "same" padding exports at opset 18 only."""
     import torch
 
     from polyp_rt.engines.checkpoint import save_checkpoint
     from polyp_rt.engines.models import contract_for, create_model, model_config
 
     path = tmp_path_factory.mktemp("ckpt") / "random.pt"
-    conf = model_config("cpu", size=64)
+    conf = model_config("cpu", encoder="mobilenet_v2", size=64)
     torch.manual_seed(0)
     save_checkpoint(path, create_model(conf), contract_for(conf), {"note": "random weights"})
     return path
@@ -224,3 +225,17 @@ def test_a_mask_write_stopped_by_a_full_disk_leaves_no_partial_file(
     line = one_error_line(err)
     assert line == f"error: {masks}/000000.png: writing the mask failed (File too large)"
     assert list(masks.iterdir()) == []  # the 0-byte 000000.png is removed, and was not counted
+
+
+def test_a_lite_model_asked_for_opset_17_is_one_line(tmp_path, capsys):
+    """The bundled architecture's dynamic "same" padding does not convert below opset 18."""
+    from polyp_rt.engines.checkpoint import save_checkpoint
+    from polyp_rt.engines.models import contract_for, create_model, model_config
+
+    conf = model_config("cpu", size=64)
+    save_checkpoint(tmp_path / "lite.pt", create_model(conf), contract_for(conf), {"note": "random weights"})
+    out = tmp_path / "m17.onnx"
+    assert main(["export", "--checkpoint", str(tmp_path / "lite.pt"), "-o", str(out), "--opset", "17"]) == 2
+    err = capsys.readouterr().err
+    assert "could not convert this model to opset 17 (it wrote 18); export with --opset 18" in err
+    assert "Traceback" not in err and not out.exists()
