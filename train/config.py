@@ -13,7 +13,11 @@ class TrainConfig:
     data: Path | None = option(
         None, "data folder: Kvasir-SEG, CVC-ClinicDB or train/val/test layout", metavar="DIR"
     )
-    preset: str = option("cpu", "model preset", choices=("cpu", "fast", "accurate"))
+    preset: str = option(
+        "cpu",
+        "model preset: cpu (EfficientNet-Lite0, 224), fast (ResNet34, 352), accurate (EfficientNet-B3, 352)",
+        choices=("cpu", "fast", "accurate"),
+    )
     encoder: str | None = option(
         None, "override the preset's encoder (any segmentation-models-pytorch encoder)"
     )
