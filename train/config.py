@@ -15,7 +15,7 @@ class TrainConfig:
     )
     preset: str = option(
         "cpu",
-        "model preset: cpu (EfficientNet-Lite1, 256), fast (ResNet34, 352), accurate (EfficientNet-B3, 352)",
+        "model preset: cpu (EfficientNet-Lite0, 224), fast (ResNet34, 352), accurate (EfficientNet-B3, 352)",
         choices=("cpu", "fast", "accurate"),
     )
     encoder: str | None = option(
