@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polyp_rt.core.options import option
+from polyp_rt.engines.models import PRESETS
 
 
 @dataclass
@@ -15,8 +16,8 @@ class TrainConfig:
     )
     preset: str = option(
         "cpu",
-        "model preset: cpu (EfficientNet-Lite0, 224), fast (ResNet34, 352), accurate (EfficientNet-B3, 352)",
-        choices=("cpu", "fast", "accurate"),
+        "model preset: " + ", ".join(f"{name} ({c.encoder}, {c.size} px)" for name, c in PRESETS.items()),
+        choices=tuple(PRESETS),
     )
     encoder: str | None = option(
         None, "override the preset's encoder (any segmentation-models-pytorch encoder)"
