@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -270,11 +269,13 @@ class FaultySource(SyntheticSource):
         self.interrupts_on_close = self.int_param("interrupts_on_close", 0)
         self.connections = 0
         self._connection_frames = 0
+        self._closing = threading.Event()
 
     def open(self) -> None:
         if self._gone():
             raise SourceError("synthetic source: cannot open the device (unplugged)")
         super().open()
+        self._closing.clear()
         self.connections += 1
         self._connection_frames = 0
 
@@ -285,7 +286,7 @@ class FaultySource(SyntheticSource):
         if faulty and 0 <= self.fail_at <= n:
             raise SourceError("synthetic source: device lost (injected fault)")
         if faulty and 0 <= self.stall_at <= n:
-            time.sleep(min(self.stall_s, self.stall_timeout))  # the stall itself is the fault
+            self._closing.wait(min(self.stall_s, self.stall_timeout))  # the stall is the fault; close ends it
             if self.stall_s >= self.stall_timeout:
                 raise SourceStalled(
                     f"synthetic source: no frame for {self.stall_timeout:g} s (injected stall)"
@@ -296,6 +297,7 @@ class FaultySource(SyntheticSource):
         return super()._read_rgb()
 
     def close(self) -> None:
+        self._closing.set()
         super().close()
         for _ in range(self.interrupts_on_close):
             os.kill(os.getpid(), signal.SIGINT)
