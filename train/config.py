@@ -55,7 +55,11 @@ class TrainConfig:
     init: Path | None = option(
         None, "start from this checkpoint's weights and architecture (fine-tuning)", metavar="CKPT.pt"
     )
-    amp: bool = option(False, "mixed precision (CUDA only)")
+    amp: bool = option(
+        False,
+        "mixed precision: float16 on CUDA, bfloat16 on a CPU with AVX-512 BF16 or AMX (about 2x faster "
+        "there); elsewhere float32",
+    )
     skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
     workers: int = option(1, "data loader worker processes", low=0)
     threshold: float = option(

@@ -53,6 +53,28 @@ def default_device() -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX); elsewhere it is emulated
+    and slower than float32."""
+    cpu = torch.cpu
+    return any(
+        getattr(cpu, name, lambda: False)()
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
+def amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
+    """The autocast type of `--amp`: float16 on CUDA, bfloat16 on a CPU that has it in hardware."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if native_bfloat16():
+        return torch.bfloat16
+    log.warning("--amp: this CPU has no hardware bfloat16 (AVX-512 BF16 or AMX); training in float32")
+    return None
+
+
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -91,6 +113,7 @@ RUN_SETTINGS = (
     "loss",
     "seed",
     "threshold",
+    "amp",
 )
 
 
@@ -195,8 +218,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model.to(memory_format=torch.channels_last)
 
     loss_fn = make_loss(config.loss)
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    autocast = amp_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)  # bfloat16 needs no scaling
     loader_args: dict[str, Any] = {
         "batch_size": config.batch_size,
         "num_workers": config.workers,
@@ -234,6 +257,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "init": str(config.init) if config.init else None,
         "encoder_weights": mconf.encoder_weights,  # what the encoder started from, after the default
         "device": str(device),
+        "autocast": str(autocast).removeprefix("torch.") if autocast else None,
     }
     started = time.monotonic()
     epochs_run = start_epoch - 1
@@ -247,8 +271,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             for images, masks in train_loader:
                 images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    loss = loss_fn(model(images), masks)
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    loss = loss_fn(model(images).float(), masks)  # the loss's sums in float32
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()

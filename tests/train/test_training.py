@@ -115,3 +115,37 @@ def test_an_encoder_without_offline_weights_says_it_starts_from_random_ones(capl
     )
     caplog.clear()
     assert default_weights(model_config("cpu")).encoder_weights == "imagenet" and not caplog.text
+
+
+def test_amp_on_a_cpu_trains_in_bfloat16_where_the_cpu_has_it(synthetic_data, tmp_path, caplog):
+    import torch
+
+    from polyp_rt.train.config import TrainConfig
+    from polyp_rt.train.trainer import native_bfloat16, train
+
+    config = TrainConfig(
+        data=synthetic_data,
+        encoder="mobilenet_v2",
+        encoder_weights="none",
+        size=64,
+        epochs=1,
+        batch_size=4,
+        out=tmp_path,
+        workers=0,
+        device="cpu",
+        amp=True,
+    )
+    with caplog.at_level("WARNING", logger="polyp_rt"):
+        train(config)
+    run = load_checkpoint(tmp_path / "best.pt")
+    loss = json.loads((tmp_path / "metrics.jsonl").read_text())["train_loss"]
+    assert 0 < loss < 10
+    weights = {t.dtype for t in run.state_dict.values() if t.is_floating_point()}
+    assert weights == {torch.float32}  # autocast computes in bfloat16; the weights stay float32
+    if native_bfloat16():
+        assert run.provenance["autocast"] == "bfloat16" and not caplog.text
+    else:
+        assert run.provenance["autocast"] is None and "no hardware bfloat16" in caplog.text
+    train(TrainConfig(resume=tmp_path / "last.pt", epochs=2, workers=0, device="cpu"))
+    resumed = load_checkpoint(tmp_path / "last.pt").provenance
+    assert resumed["epoch"] == 2 and resumed["autocast"] == run.provenance["autocast"]  # kept on resume
