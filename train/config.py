@@ -57,8 +57,8 @@ class TrainConfig:
     )
     amp: bool = option(
         False,
-        "mixed precision: float16 on CUDA, bfloat16 on a CPU with AVX-512 BF16 or AMX (about 2x faster "
-        "there); elsewhere float32",
+        "mixed precision: float16 on CUDA, bfloat16 on a CPU with AVX-512 BF16 or AMX (epochs about 1.7x "
+        "faster there); elsewhere float32",
     )
     skip_bad: bool = option(False, "skip and count unreadable or unmatched files instead of stopping")
     workers: int = option(1, "data loader worker processes", low=0)

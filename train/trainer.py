@@ -213,7 +213,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         start_epoch = int(resumed.extra["epoch"]) + 1
         best_dice = float(resumed.extra["best_val_dice"])
         stale = int(resumed.extra.get("stale_epochs", 0))
-    model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs alike
+    model.to(device).to(memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs alike
 
     loss_fn = make_loss(config.loss)
     autocast = amp_dtype(config.amp, device)

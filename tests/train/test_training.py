@@ -108,7 +108,7 @@ def test_an_encoder_without_offline_weights_says_it_starts_from_random_ones(capl
     from polyp_rt.train.trainer import default_weights
 
     with caplog.at_level("WARNING", logger="polyp_rt"):
-        fast = default_weights(model_config("fast"))
+        fast = default_weights(model_config("fast", encoder="resnet34"))
     assert fast.encoder_weights is None
     assert (
         "resnet34 starts from random weights" in caplog.text and "--encoder-weights imagenet" in caplog.text
