@@ -35,13 +35,14 @@ class ModelConfig:
     tf_padding: bool = False
 
 
+SLIM = (64, 32, 16, 16, 8)
+# Chosen by measurement among MobileNetV2 and EfficientNet-Lite0/1/2 at 224-352, the Lite encoders
+# from their offline ImageNet weights (README, "Training your own model"): validation Dice and
+# cost rise together from cpu (live on a 2-core CPU as INT8) to accurate.
 PRESETS: dict[str, ModelConfig] = {
-    # Live on a 2-core CPU (INT8 with OpenVINO); chosen by measurement among MobileNetV2 and
-    # EfficientNet-Lite0/1/2 at 224-256 (README, "Training your own model").
-    "cpu": ModelConfig("cpu", "timm-tf_efficientnet_lite0", 224, (64, 32, 16, 16, 8)),
-    "fast": ModelConfig("fast", "resnet34", 352, (256, 128, 64, 32, 16)),
-    # The published Kvasir-SEG recipe (test Dice 0.91 in 25 epochs).
-    "accurate": ModelConfig("accurate", "efficientnet-b3", 352, (256, 128, 64, 32, 16)),
+    "cpu": ModelConfig("cpu", "timm-tf_efficientnet_lite0", 224, SLIM),
+    "fast": ModelConfig("fast", "timm-tf_efficientnet_lite1", 256, SLIM),
+    "accurate": ModelConfig("accurate", "timm-tf_efficientnet_lite2", 256, SLIM),
 }
 
 
@@ -50,7 +51,9 @@ def model_config(
     encoder: str | None = None,
     size: int | None = None,
     encoder_weights: str | None = None,
+    decoder: str | None = None,
 ) -> ModelConfig:
+    """A preset with the command line's overrides; `decoder` is five widths, e.g. "256,128,64,32,16"."""
     if preset not in PRESETS:
         raise PolypRtError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     config = PRESETS[preset]
@@ -65,9 +68,22 @@ def model_config(
         config,
         encoder=encoder,
         size=size or config.size,
+        decoder_channels=parse_decoder(decoder) if decoder else config.decoder_channels,
         encoder_weights=encoder_weights,
         tf_padding=uses_tf_padding(encoder),
     )
+
+
+def parse_decoder(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 5 or min(widths) < 1:
+        raise PolypRtError(
+            f"--decoder {text}: give five positive widths, widest first, e.g. 256,128,64,32,16"
+        )
+    return widths
 
 
 def contract_for(config: ModelConfig, threshold: float = 0.5) -> ModelContract:

@@ -23,6 +23,11 @@ class TrainConfig:
         None, "override the preset's encoder (any segmentation-models-pytorch encoder)"
     )
     size: int | None = option(None, "override the preset's square input size (multiple of 32)", low=32)
+    decoder: str | None = option(
+        None,
+        "override the preset's decoder: five widths, widest first (e.g. 256,128,64,32,16, a wide one)",
+        metavar="C1,...,C5",
+    )
     encoder_weights: str | None = option(
         None,
         "imagenet: start the encoder from ImageNet weights (EfficientNet-Lite0/1/2 from the installed "

@@ -165,7 +165,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         mconf, contract = initial.config, initial.contract
         run = config.out or Path("runs") / f"{mconf.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     else:
-        mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights)
+        mconf = model_config(
+            config.preset, config.encoder, config.size, config.encoder_weights, config.decoder
+        )
         if config.encoder_weights is None:
             mconf = default_weights(mconf)
         contract = contract_for(mconf, config.threshold)

@@ -149,3 +149,11 @@ def test_amp_on_a_cpu_trains_in_bfloat16_where_the_cpu_has_it(synthetic_data, tm
     train(TrainConfig(resume=tmp_path / "last.pt", epochs=2, workers=0, device="cpu"))
     resumed = load_checkpoint(tmp_path / "last.pt").provenance
     assert resumed["epoch"] == 2 and resumed["autocast"] == run.provenance["autocast"]  # kept on resume
+
+
+def test_the_decoder_can_be_chosen_on_the_command_line(capsys):
+    from polyp_rt.engines.models import model_config
+
+    assert model_config("cpu", decoder="256,128,64,32,16").decoder_channels == (256, 128, 64, 32, 16)
+    assert main(["train", "--data", "anywhere", "--decoder", "256,128"]) == 2
+    assert "--decoder 256,128: give five positive widths" in capsys.readouterr().err
