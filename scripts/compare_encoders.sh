@@ -9,14 +9,14 @@ OUT=${2:-runs/compare}
 EPOCHS=${3:-6}
 BIN=${BIN:-.venv/bin}
 mkdir -p "$OUT"
-candidate() {  # NAME ENCODER SIZE WEIGHTS [PRESET [--amp]] (a failed candidate does not stop the others)
+candidate() {  # NAME ENCODER SIZE WEIGHTS [MORE FLAGS] (a failed candidate does not stop the others)
   local run="$OUT/$1"
   if [ -f "$run/test_metrics.json" ]; then echo "$1: done"; return; fi
   if [ -f "$run/last.pt" ]; then
     "$BIN/polyp-rt" train --resume "$run/last.pt" --workers 1 || echo "$1: failed"
   else
-    "$BIN/polyp-rt" train --data "$DATA" --preset "${5:-cpu}" --encoder "$2" --size "$3" --encoder-weights "$4" \
-      --epochs "$EPOCHS" --seed 0 --workers 1 --out "$run" ${6:-} || echo "$1: failed"
+    "$BIN/polyp-rt" train --data "$DATA" --preset cpu --encoder "$2" --size "$3" --encoder-weights "$4" \
+      --epochs "$EPOCHS" --seed 0 --workers 1 --out "$run" "${@:5}" || echo "$1: failed"
   fi
 }
 candidate lite0-224-imagenet timm-tf_efficientnet_lite0 224 imagenet
@@ -26,6 +26,6 @@ candidate mobilenetv2-256-random mobilenet_v2 256 none
 candidate lite1-256-imagenet timm-tf_efficientnet_lite1 256 imagenet
 candidate lite2-256-imagenet timm-tf_efficientnet_lite2 256 imagenet
 # bfloat16 on the CPU (--amp), checked against the float32 run of the same candidate
-candidate lite0-224-imagenet-bf16 timm-tf_efficientnet_lite0 224 imagenet cpu --amp
-# the accurate preset's size and wide decoder (256, 128, 64, 32, 16)
-candidate lite2-352-wide-imagenet timm-tf_efficientnet_lite2 352 imagenet accurate --amp
+candidate lite0-224-imagenet-bf16 timm-tf_efficientnet_lite0 224 imagenet --amp
+# a larger input and the wide decoder (the former accurate preset's)
+candidate lite2-352-wide-imagenet timm-tf_efficientnet_lite2 352 imagenet --decoder 256,128,64,32,16 --amp
