@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,26 +60,32 @@ def synthetic_data(tmp_path_factory) -> Path:
     return root
 
 
+def tiny_train_config(data: Path, out: Path, **overrides: Any) -> Any:
+    """The suite's small training run: the cpu preset's decoder on MobileNetV2 (random weights,
+    small and FP16-safe) at 64 px, 2 epochs, in-process data loading."""
+    from polyp_rt.train.config import TrainConfig
+
+    settings = {
+        "data": data,
+        "preset": "cpu",
+        "encoder": "mobilenet_v2",
+        "encoder_weights": "none",
+        "size": 64,
+        "epochs": 2,
+        "batch_size": 4,
+        "out": out,
+        "workers": 0,
+    }
+    return TrainConfig(**{**settings, **overrides})
+
+
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_data, tmp_path_factory) -> Path:
-    """A real 2-epoch training run of the cpu preset's decoder on MobileNetV2 at 64 px (random
-    weights; small and FP16-safe): RUN/best.pt and friends."""
-    from polyp_rt.train.config import TrainConfig
+    """A real 2-epoch training run (`tiny_train_config`): RUN/best.pt and friends."""
     from polyp_rt.train.trainer import train
 
     run = tmp_path_factory.mktemp("run")
-    train(
-        TrainConfig(
-            data=synthetic_data,
-            preset="cpu",
-            encoder="mobilenet_v2",
-            size=64,
-            epochs=2,
-            batch_size=4,
-            out=run,
-            workers=0,
-        )
-    )
+    train(tiny_train_config(synthetic_data, run))
     return run
 
 

@@ -7,6 +7,7 @@ from polyp_rt.core.errors import ModelError
 from polyp_rt.engines.checkpoint import load_checkpoint
 from polyp_rt.engines.registry import open_engine
 from polyp_rt.train.evaluate import evaluate_engine, select_pairs
+from tests.conftest import tiny_train_config
 
 
 def test_tiny_training_run_writes_every_run_file(tiny_run):
@@ -123,18 +124,7 @@ def test_amp_on_a_cpu_trains_in_bfloat16_where_the_cpu_has_it(synthetic_data, tm
     from polyp_rt.train.config import TrainConfig
     from polyp_rt.train.trainer import native_bfloat16, train
 
-    config = TrainConfig(
-        data=synthetic_data,
-        encoder="mobilenet_v2",
-        encoder_weights="none",
-        size=64,
-        epochs=1,
-        batch_size=4,
-        out=tmp_path,
-        workers=0,
-        device="cpu",
-        amp=True,
-    )
+    config = tiny_train_config(synthetic_data, tmp_path, epochs=1, device="cpu", amp=True)
     with caplog.at_level("WARNING", logger="polyp_rt"):
         train(config)
     run = load_checkpoint(tmp_path / "best.pt")
