@@ -66,7 +66,8 @@ def test_int8_of_a_real_unetpp_runs_in_onnxruntime_and_openvino(tiny_onnx, synth
 
 
 def flat_colour_split(root: Path, real: Path) -> Path:
-    """A train/val/test folder whose train/ holds flat single-colour images and val/ real scenes."""
+    """A train/val/test folder whose train/ holds flat, overexposed (near-white) images, as a
+    saturated light source gives, and val/ real scenes."""
     split = calibration_split(real, 200, 100, seed=0)
     for part in ("train", "val", "test"):
         (root / part / "images").mkdir(parents=True)
@@ -74,7 +75,7 @@ def flat_colour_split(root: Path, real: Path) -> Path:
     for k in range(len(split.calibration)):
         cv2.imwrite(
             str(root / "train" / "images" / f"{k}.png"),
-            np.full((96, 96, 3), (40 + 12 * k, 70, 150), np.uint8),
+            np.full((96, 96, 3), (255, 255 - k, 250), np.uint8),
         )
         cv2.imwrite(str(root / "train" / "masks" / f"{k}.png"), np.zeros((96, 96), np.uint8))
     for image, mask in split.verification:
