@@ -110,7 +110,9 @@ class SynthConfig:
     video: Path | None = option(
         None, "write a clip (.mp4/.mkv) and its masks to OUT_masks/", metavar="OUT.mp4"
     )
-    frames: int = option(300, "frames in the clip", low=1)
+    frames: int = option(
+        300, "frames in the clip (a --from-images clip has seconds-per-image × fps frames per image)", low=1
+    )
     fps: float = option(30.0, "clip frame rate", low=0, high=1000, low_open=True)
     width: int = option(640, "clip width (even: H.264 yuv420p; an odd one is rounded down)", low=8, high=8192)
     height: int = option(
