@@ -8,6 +8,8 @@ from pathlib import Path
 from polyp_rt.core.options import option
 from polyp_rt.engines.models import PRESETS
 
+LOSSES = ("bce-dice", "bce-image-dice", "focal", "dice")
+
 
 @dataclass
 class TrainConfig:
@@ -48,7 +50,11 @@ class TrainConfig:
     patience: int = option(
         0, "stop after this many epochs without a better validation Dice (0: never)", low=0
     )
-    loss: str = option("bce-dice", "loss", choices=("bce-dice", "focal", "dice"))
+    loss: str = option(
+        "bce-dice",
+        "loss; bce-image-dice takes Dice per image (small polyps count as much as large ones)",
+        choices=LOSSES,
+    )
     out: Path | None = option(None, "run folder (default: runs/PRESET-TIMESTAMP)", metavar="RUN")
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     seed: int = option(0, "seed for the split, initialisation and augmentation", low=0)
