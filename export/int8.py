@@ -114,10 +114,12 @@ def calibration_split(
         layout = detect_layout(folder)
     except DataError:
         layout = "plain"
+    if layout == "plain" and (folder / "train").is_dir():
+        layout = "split"  # train/ + val/ is enough here; test/ is not used
     if layout == "split":
         val = folder / "val" if (folder / "val").is_dir() else folder / "valid"
         if not val.is_dir():
-            raise DataError(f"{folder}: has train/ and test/ but no val/ (or valid/) folder to verify on")
+            raise DataError(f"{folder}: has train/ but no val/ (or valid/) folder to verify on")
         train_images = image_files(folder / "train" / LAYOUTS[detect_layout(folder / "train")][0])
         held_out = [(p.image, p.mask) for p in scan_folder(val).pairs]
         calibration = sorted(_shuffled(train_images, seed)[:images])

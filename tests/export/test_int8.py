@@ -136,6 +136,16 @@ def test_calibration_and_verification_images_are_disjoint_and_seeded(synthetic_d
     b = calibration_split(plain, 200, 100)
     assert (len(b.calibration), len(b.verification)) == (3, 3) and all(m is None for _, m in b.verification)
 
+    two = tmp_path / "two"  # train/ + val/ without test/: calibrate on train, verify on val
+    for split in ("train", "val"):
+        shutil.copytree(synthetic_data, two / split)
+    c = calibration_split(two, 5, 4)
+    assert all(p.parent.parent.name == "train" for p in c.calibration)
+    assert all(image.parent.parent.name == "val" for image, _ in c.verification)
+    shutil.rmtree(two / "val")
+    with pytest.raises(DataError, match="has train/ but no val/"):
+        calibration_split(two)
+
     (tmp_path / "one").mkdir()
     shutil.copy(next((synthetic_data / "images").iterdir()), tmp_path / "one")
     with pytest.raises(DataError, match="needs at least 2"):
