@@ -8,7 +8,7 @@ from pathlib import Path
 from polyp_rt.core.options import option
 from polyp_rt.engines.models import PRESETS
 
-LOSSES = ("bce-dice", "bce-image-dice", "focal", "dice")
+LOSSES = ("bce-image-dice", "bce-dice", "focal", "dice")
 
 
 @dataclass
@@ -51,8 +51,9 @@ class TrainConfig:
         0, "stop after this many epochs without a better validation Dice (0: never)", low=0
     )
     loss: str = option(
-        "bce-dice",
-        "loss; bce-image-dice takes Dice per image (small polyps count as much as large ones)",
+        "bce-image-dice",
+        "loss: BCE + soft Dice per image (a small polyp counts as much as a large one); bce-dice "
+        "pools the batch's Dice",
         choices=LOSSES,
     )
     out: Path | None = option(None, "run folder (default: runs/PRESET-TIMESTAMP)", metavar="RUN")

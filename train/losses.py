@@ -1,4 +1,4 @@
-"""Training losses on logits: bce-dice (default), bce-image-dice, focal, dice.
+"""Training losses on logits: bce-image-dice (default), bce-dice, focal, dice.
 
 `dice` and `bce-dice` pool the whole batch into one soft Dice, so a large polyp outweighs a small
 one; `bce-image-dice` takes soft Dice per image and averages, as `polyp-rt eval` scores.

@@ -5,7 +5,6 @@ import re
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -65,55 +64,34 @@ def test_int8_of_a_real_unetpp_runs_in_onnxruntime_and_openvino(tiny_onnx, synth
             assert np.abs(got - ort_logits[i]).max() < 0.1  # two INT8 runtimes, the same quantised graph
 
 
-def flat_colour_split(root: Path, real: Path) -> Path:
-    """A train/val/test folder whose train/ holds flat, overexposed (near-white) images, as a
-    saturated light source gives, and val/ real scenes."""
-    split = calibration_split(real, 200, 100, seed=0)
-    for part in ("train", "val", "test"):
-        (root / part / "images").mkdir(parents=True)
-        (root / part / "masks").mkdir(parents=True)
-    for k in range(len(split.calibration)):
-        cv2.imwrite(
-            str(root / "train" / "images" / f"{k}.png"),
-            np.full((96, 96, 3), (255, 255 - k, 250), np.uint8),
-        )
-        cv2.imwrite(str(root / "train" / "masks" / f"{k}.png"), np.zeros((96, 96), np.uint8))
-    for image, mask in split.verification:
-        assert mask is not None
-        shutil.copy(image, root / "val" / "images")
-        shutil.copy(mask, root / "val" / "masks")
-    return root
-
-
-def test_the_gate_passes_real_calibration_and_fails_flat_colour_calibration(
-    demo_model, synthetic_data, tmp_path
-):
-    """Same model, same 12 held-out images: only the calibration images differ. The bundled model
-    was calibrated on real images, not these synthetic scenes, so the gate here is 0.9; the default
-    gate on real data is the next test."""
+def test_the_gate_passes_real_calibration_and_refuses_int8_below_it(demo_model, synthetic_data, tmp_path):
+    """Same model, same 12 held-out images, so the same INT8 file both times: only the gate
+    differs. The bundled model was calibrated on real images, not these synthetic scenes, so the
+    passing gate here is 0.9; the default gate on real data is the next test. (The previous
+    bundled model also failed a 0.9 gate when calibrated on flat overexposed frames; this one's
+    INT8 keeps 0.91-0.93 on flat, checkered or noise calibration, so bad calibration no longer
+    makes a dependable failure.)"""
     good = quantize_int8(demo_model, tmp_path / "good.onnx", synthetic_data, min_mask_dice=0.9)
     assert good.dataset_dice_drop is not None and abs(good.dataset_dice_drop) < 0.02
+    assert 0.9 <= good.mask_dice < 0.995
 
-    broken = flat_colour_split(tmp_path / "broken", synthetic_data)
-    out = tmp_path / "broken.onnx"
+    out = tmp_path / "refused.onnx"
     with pytest.raises(ModelError, match="INT8 verification failed") as info:
-        quantize_int8(demo_model, out, broken, min_mask_dice=0.9)
+        quantize_int8(demo_model, out, synthetic_data, min_mask_dice=0.995)
     message = str(info.value)
     assert "\n" not in message and "calibrate on more images like the ones the model will see" in message
-    assert not out.exists() and not list(tmp_path.glob(".int8-*"))  # the failed file is gone
-    # The right reason: activation ranges from flat colours clip real scenes, so the masks move
-    # (Dice against FP32 far below the real calibration's) and the accuracy against the truth drops
-    # further than with real calibration.
+    assert not out.exists() and not list(tmp_path.glob(".int8-*"))  # the refused file is gone
+    # the message reports the very verification the passing run measured
     dice = float(re.search(r"agree with FP32 at Dice (\d\.\d+)", message).group(1))
     fp32, int8 = map(float, re.search(r"data-set Dice (\d\.\d+) FP32 -> (\d\.\d+) INT8", message).groups())
-    assert dice < 0.9 <= good.mask_dice
+    assert dice == pytest.approx(good.mask_dice, abs=1e-3) and "needed >= 0.995" in message
     assert fp32 == pytest.approx(good.dataset_dice_fp32, abs=1e-3)
-    assert fp32 - int8 > abs(good.dataset_dice_drop)  # more than real calibration loses
+    assert int8 == pytest.approx(good.dataset_dice_int8, abs=1e-3)
 
 
 def test_the_bundled_int8_model_passes_the_default_gate_on_polypgen(demo_model, shared_data, tmp_path):
-    """What samples/README.md reports: calibrated on PolypGen train, verified on val."""
-    report = quantize_int8(demo_model, tmp_path / "int8.onnx", shared_data / "polypgen")
+    """What samples/README.md reports: calibrated on 400 PolypGen train images, verified on val."""
+    report = quantize_int8(demo_model, tmp_path / "int8.onnx", shared_data / "polypgen", images=400)
     assert report.mask_dice >= 0.98
     assert report.dataset_dice_drop is not None and abs(report.dataset_dice_drop) < 0.01
 
