@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Encoder candidates for the presets, trained the same way on PolypGen (same data, epochs, seed,
-# machine), one after the other. Resumable: a finished run is skipped, a stopped one resumed.
+# machine, the loss bce-dice they were measured with; the last candidate the per-image loss),
+# one after the other. Resumable: a finished run is skipped, a stopped one resumed.
 #   bash scripts/compare_encoders.sh [DATA] [OUT] [EPOCHS]
 # Results: OUT/NAME/test_metrics.json (PolypGen test, full size) and metrics.jsonl (val per epoch).
 set -euo pipefail
@@ -16,7 +17,7 @@ candidate() {  # NAME ENCODER SIZE WEIGHTS [MORE FLAGS] (a failed candidate does
     "$BIN/polyp-rt" train --resume "$run/last.pt" --workers 1 || echo "$1: failed"
   else
     "$BIN/polyp-rt" train --data "$DATA" --preset cpu --encoder "$2" --size "$3" --encoder-weights "$4" \
-      --epochs "$EPOCHS" --seed 0 --workers 1 --out "$run" "${@:5}" || echo "$1: failed"
+      --epochs "$EPOCHS" --seed 0 --workers 1 --loss bce-dice --out "$run" "${@:5}" || echo "$1: failed"
   fi
 }
 candidate lite0-224-imagenet timm-tf_efficientnet_lite0 224 imagenet
@@ -29,3 +30,4 @@ candidate lite2-256-imagenet timm-tf_efficientnet_lite2 256 imagenet
 candidate lite0-224-imagenet-bf16 timm-tf_efficientnet_lite0 224 imagenet --amp
 # a larger input and the wide decoder (the former accurate preset's)
 candidate lite2-352-wide-imagenet timm-tf_efficientnet_lite2 352 imagenet --decoder 256,128,64,32,16 --amp
+candidate lite2-256-imagedice-bf16 timm-tf_efficientnet_lite2 256 imagenet --amp --loss bce-image-dice
