@@ -168,14 +168,14 @@ def _process(
     local_cpus = None
     if config.ray_address is None and config.workers is not None:  # --workers is honoured here
         local_cpus = max(os.cpu_count() or 1, math.ceil(config.workers * config.cpus_per_task))
-    with ray_session(config.ray_address, local_cpus) as ray, _stop_on_signals():
+    with ray_session(config.ray_address, local_cpus) as ray, _stop_on_signals() as stop:
         workers = config.workers or _fitting_workers(cluster_resources(ray), config)
         result.workers = workers
         result.started = time.monotonic()
         watcher.planned(videos, todo, workers)
         jobs = {v.name: _job(config, out, v) for v in todo}
         by_name = {v.name: v for v in todo}
-        with closing(_run_tasks(ray, config, jobs, workers, watcher)) as outcomes:
+        with closing(_run_tasks(ray, config, jobs, workers, watcher, stop)) as outcomes:
             for outcome in outcomes:
                 _take(outcome, out, by_name[outcome["video"]], manifest, settings, watcher, rows, result)
 
@@ -248,7 +248,12 @@ def _result_options(config: BatchConfig) -> dict[str, Any]:
 
 
 def _run_tasks(
-    ray: ModuleType, config: BatchConfig, jobs: dict[str, VideoJob], workers: int, watcher: Watcher
+    ray: ModuleType,
+    config: BatchConfig,
+    jobs: dict[str, VideoJob],
+    workers: int,
+    watcher: Watcher,
+    stop: StopRequest,
 ) -> Generator[dict[str, Any], None, None]:
     """Submit at most `workers` tasks at a time; yield each task's result as it arrives."""
     from ray.util.queue import Empty, Queue
@@ -266,6 +271,7 @@ def _run_tasks(
     progress = True
     try:
         while waiting or running:
+            stop.check()
             while waiting and len(running) < workers:
                 job = waiting.pop(0)
                 running[task.remote(job, events)] = job.name
@@ -415,26 +421,42 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """Ctrl-C and SIGTERM raise `Stopped` in the driver (ray.init replaces SIGTERM's handler)."""
+class StopRequest:
+    """Ctrl-C or SIGTERM, noted by the signal handler and raised as `Stopped` by the driver's loop.
 
-    def stop(reason: str) -> Any:
+    The handler itself must not raise: a Python exception raised inside Ray's Cython `wait`
+    comes out as a SystemError, not as the interruption it was.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise Stopped(self.reason)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[StopRequest]:
+    """Note Ctrl-C and SIGTERM in a `StopRequest` (ray.init replaces SIGTERM's handler)."""
+    import threading
+
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def note(reason: str) -> Any:
         def handle(signum: int, frame: FrameType | None) -> None:
-            raise Stopped(reason)
+            request.reason = request.reason or reason
 
         return handle
 
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, stop("interrupted"))
-    signal.signal(signal.SIGTERM, stop("terminated"))
+    signal.signal(signal.SIGINT, note("interrupted"))
+    signal.signal(signal.SIGTERM, note("terminated"))
     try:
-        yield
+        yield request
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)

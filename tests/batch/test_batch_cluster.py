@@ -163,3 +163,42 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(
     assert {n for n, s in status.items() if s == "ok"} == {p.name for p in videos} - set(done)
     assert all(complete(out / p.name) for p in videos)
     assert sorted(finished()) == sorted(p.name for p in videos)
+
+
+WAIT_THROUGH_CTRL_C = """
+import os, signal, sys, threading, time
+import ray
+from polyp_rt.batch.runner import Stopped, _stop_on_signals
+
+ray.init(address=sys.argv[1], log_to_driver=False)
+
+
+@ray.remote(num_cpus=0)
+def sleeper(seconds):
+    time.sleep(seconds)
+
+
+with _stop_on_signals() as stop:
+    ref = sleeper.remote(30)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    ray.wait([ref], timeout=4)  # Ctrl-C arrives in here, inside Ray's Cython code
+    try:
+        stop.check()
+    except Stopped as stopped:
+        print("stopped:", stopped.reason)
+    ray.cancel(ref, force=True)
+"""
+
+
+def test_ctrl_c_inside_ray_wait_is_noted_not_raised_there(cluster: tuple[str, dict[str, str]]) -> None:
+    """A handler that raised would turn Ctrl-C into a SystemError out of `ray.wait` (Ray 2.x)."""
+    address, env = cluster
+    run = subprocess.run(
+        [sys.executable, "-c", WAIT_THROUGH_CTRL_C, address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "stopped: interrupted"
