@@ -428,8 +428,13 @@ class StopRequest:
     comes out as a SystemError, not as the interruption it was.
     """
 
+    REASONS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
     def __init__(self) -> None:
         self.reason: str | None = None
+
+    def note(self, signum: int, frame: FrameType | None) -> None:
+        self.reason = self.reason or self.REASONS[signum]
 
     def check(self) -> None:
         if self.reason is not None:
@@ -445,16 +450,7 @@ def _stop_on_signals() -> Iterator[StopRequest]:
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
-
-    def note(reason: str) -> Any:
-        def handle(signum: int, frame: FrameType | None) -> None:
-            request.reason = request.reason or reason
-
-        return handle
-
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, note("interrupted"))
-    signal.signal(signal.SIGTERM, note("terminated"))
+    saved = {signum: signal.signal(signum, request.note) for signum in StopRequest.REASONS}
     try:
         yield request
     finally:
