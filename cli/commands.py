@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from polyp_rt.cli.report import console, facts_table, metrics_table
+from polyp_rt.cli.report import benchmark_table, console, facts_table
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import to_json
 from polyp_rt.core.paths import Place, check_paths
@@ -20,16 +22,15 @@ def train_command(config: TrainConfig) -> int:
     from polyp_rt.train.trainer import train
 
     summary = train(config)
-    test = summary["test"]
     rows: dict[str, object] = {
-        "epochs": summary["epochs"],
+        "epochs": summary["epochs_run"],
         "minutes": f"{summary['minutes']:.1f}",
-        "best validation Dice (model size)": f"{summary['best_val_dice']:.4f}",
+        "best validation Dice (model size; mean over the data sets)": f"{summary['best_val_dice']:.4f}",
     }
-    if test.get("images"):
-        for key in ("dice", "iou", "precision", "recall"):
-            rows[f"test {key} (full size, {test['images']} images)"] = f"{test[key]:.4f}"
     console.print(facts_table(f"training finished: {summary['run']}", rows))
+    if summary["test"]:
+        tested = {name: {**result, "which": "its test split"} for name, result in summary["test"].items()}
+        console.print(benchmark_table("best.pt on the test splits (full size)", tested))
     run = Path(summary["run"])
     console.print(
         f"wrote {run / 'best.pt'}, last.pt, split.json, metrics.jsonl, curves.png, test_metrics.json"
@@ -38,41 +39,62 @@ def train_command(config: TrainConfig) -> int:
 
 
 def eval_command(config: EvalConfig) -> int:
-    from polyp_rt.train.evaluate import evaluate_engine, evaluate_mask_folders, select_pairs
+    from polyp_rt.train.evaluate import evaluate_mask_folders
 
     if config.masks or config.truth:
         if not (config.masks and config.truth):
             raise PolypRtError("--masks and --truth go together: predicted masks and ground-truth masks")
         result = evaluate_mask_folders(config.masks, config.truth)
-        what = f"{config.masks} against {config.truth}"
+        results = {str(config.masks): {**result, "data": str(config.truth)}}
+        title = f"{config.masks} against {config.truth}"
     else:
         if not (config.data and config.model):
             raise PolypRtError("pass --data DIR and --model M (or --masks DIR --truth DIR)")
-        from polyp_rt.core.progress import progress_bar
-        from polyp_rt.engines.registry import open_engine
-
-        pairs, which, skipped = select_pairs(
-            config.data, config.split, config.model, config.split_file, config.skip_bad
-        )
-        with (
-            open_engine(config.model, config.backend, config.device, fp16=config.fp16) as engine,
-            progress_bar() as bar,
-        ):
-            task = bar.add_task(f"eval {config.model.name}", total=len(pairs), status="")
-            result = evaluate_engine(engine, pairs, config.threshold, lambda n: bar.advance(task, n))
-            result["backend"] = engine.describe()
-        result["skipped"] = skipped
-        what = f"{config.model} on {which}"
+        results = evaluate_data_sets(config)
+        title = f"{config.model}" + (" with flip TTA" if config.tta else "")
     if config.json:
-        print(to_json(result))
+        for result in results.values():
+            print(to_json(result))
         return 0
-    console.print(
-        metrics_table(
-            what,
-            {"mean per image": result, "micro (all pixels)": {**result["micro"], "images": result["images"]}},  # type: ignore[dict-item]
-        )
-    )
+    console.print(benchmark_table(title, results))
     return 0
+
+
+def evaluate_data_sets(config: EvalConfig) -> dict[str, dict[str, object]]:
+    """Each --data folder scored with one engine, by a short name (the folder's)."""
+    from polyp_rt.core.progress import progress_bar
+    from polyp_rt.engines.registry import open_engine
+    from polyp_rt.train.evaluate import evaluate_engine, select_pairs
+
+    assert config.model is not None
+    chosen = [
+        (data, *select_pairs(data, config.split, config.model, config.split_file, config.skip_bad))
+        for data in config.data
+    ]
+    names = [data.resolve().name for data in config.data]
+    results: dict[str, dict[str, object]] = {}
+    with (
+        open_engine(config.model, config.backend, config.device, fp16=config.fp16) as engine,
+        progress_bar() as bar,
+    ):
+        for (data, pairs, which, skipped), name in zip(chosen, names, strict=True):
+            if names.count(name) > 1:
+                name = f"{data.resolve().parent.name}/{name}"
+            task = bar.add_task(f"eval on {name}", total=len(pairs), status="")
+            started = time.monotonic()
+            result = evaluate_engine(engine, pairs, config.threshold, partial(bar.advance, task), config.tta)
+            ms = 1000 * (time.monotonic() - started) / max(1, len(pairs))
+            results[name] = {
+                "name": name,
+                "data": str(data),
+                "which": which,
+                **result,
+                "skipped": skipped,
+                "backend": engine.describe(),
+                "tta": config.tta,
+                "ms_per_image": round(ms, 2),
+            }
+    return results
 
 
 def synth_command(config: SynthConfig) -> int:

@@ -70,7 +70,7 @@ def add_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
             continue
         valid = meta.pop("range", None)
         positional = not flags[0].startswith("-")  # its name is its dest
-        if default is not None and not meta.get("required") and not positional:
+        if default not in (None, []) and not meta.get("required") and not positional:
             help_text = f"{help_text} (default: {default})"
         dest: dict[str, Any] = {} if positional else {"dest": f.name}
         parser.add_argument(

@@ -23,15 +23,35 @@ def facts_table(title: str, rows: Mapping[str, object]) -> Table:
     return table
 
 
-def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
+def benchmark_table(title: str, results: Mapping[str, Mapping[str, Any]]) -> Table:
+    """One row per data set, as polyp papers report: mean Dice and IoU per image (mDice, mIoU),
+    precision and recall per image, the all-pixel Dice and IoU, and the polyp-free images left quiet."""
     table = Table(title=title)
-    table.add_column("")
-    for name in ("dice", "iou", "precision", "recall", "accuracy", "images"):
-        table.add_column(name.capitalize() if name != "iou" else "IoU", justify="right")
-    for label, m in rows.items():
-        cells = [f"{m[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "accuracy")]
-        table.add_row(label, *cells, str(m["images"]))
+    for name in (
+        "data set",
+        "images",
+        "mDice",
+        "mIoU",
+        "precision",
+        "recall",
+        "Dice (all pixels)",
+        "IoU (all pixels)",
+    ):
+        table.add_column(name, justify="left" if name == "data set" else "right")
+    table.add_column("polyp-free left quiet", justify="right")
+    for label, m in results.items():
+        micro = m.get("micro") or {}
+        cells = [_score(m.get(k)) for k in ("dice", "iou", "precision", "recall")]
+        cells += [_score(micro.get(k)) for k in ("dice", "iou")]
+        free = int(m.get("polyp_free") or 0)
+        quiet = f"{m.get('quiet')} of {free}" if free else "-"
+        table.add_row(label, str(m["images"]), *cells, quiet)
+    table.caption = "; ".join(f"{label}: {m['which']}" for label, m in results.items() if m.get("which"))
     return table
+
+
+def _score(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-"
 
 
 def status_line(stats: LatencyStats, status: str) -> Text:

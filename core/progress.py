@@ -1,7 +1,11 @@
-"""The progress bar of long work (training, evaluation, data checks, synthetic data)."""
+"""The progress bar of long work (training, evaluation, data checks, synthetic data).
+
+It draws on stderr, so stdout carries only what a command prints (tables, JSON for scripts).
+"""
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
@@ -13,4 +17,5 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
         transient=True,
+        console=Console(stderr=True),
     )

@@ -66,7 +66,7 @@ def tiny_train_config(data: Path, out: Path, **overrides: Any) -> Any:
     from polyp_rt.train.config import TrainConfig
 
     settings = {
-        "data": data,
+        "data": data if isinstance(data, list) else [data],
         "preset": "cpu",
         "encoder": "mobilenet_v2",
         "encoder_weights": "none",

@@ -7,14 +7,37 @@ from pathlib import Path
 
 from polyp_rt.core.options import option
 from polyp_rt.engines.models import PRESETS
+from polyp_rt.train.data import TEST_SHARE, VAL_SHARE
 
 LOSSES = ("bce-image-dice", "bce-dice", "focal", "dice")
 
 
 @dataclass
 class TrainConfig:
-    data: Path | None = option(
-        None, "data folder: Kvasir-SEG, CVC-ClinicDB or train/val/test layout", metavar="DIR"
+    data: list[Path] = option(
+        [],
+        "data folder: Kvasir-SEG, CVC-ClinicDB or train/val/test layout; repeat to train on several "
+        "(each keeps its own split; the best epoch is chosen by their mean validation Dice)",
+        metavar="DIR",
+        action="append",
+    )
+    val_share: float = option(
+        VAL_SHARE,
+        "validation share of a folder without a ready split (seeded)",
+        low=0,
+        high=1,
+        high_open=True,
+    )
+    test_share: float = option(
+        TEST_SHARE,
+        "test share of a folder without a ready split (0 where the test set lives elsewhere, "
+        "as the PraNet split's TestDataset)",
+        low=0,
+        high=1,
+        high_open=True,
+    )
+    polyp_free_repeats: int = option(
+        1, "how often each polyp-free training image is shown per epoch (oversampling)", low=1
     )
     preset: str = option(
         "cpu",
@@ -86,7 +109,12 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    data: Path | None = option(None, "data folder to score the model on", metavar="DIR")
+    data: list[Path] = option(
+        [],
+        "data folder to score the model on; repeat for one row per data set",
+        metavar="DIR",
+        action="append",
+    )
     model: Path | None = option(None, "checkpoint (.pt), ONNX file or TensorRT engine", metavar="M")
     split: str = option(
         "auto",
@@ -106,7 +134,12 @@ class EvalConfig:
         None, "score a folder of predicted mask PNGs instead of a model", metavar="DIR"
     )
     truth: Path | None = option(None, "ground-truth masks for --masks (same file names)", metavar="DIR")
-    json: bool = option(False, "print one JSON object on stdout instead of a table")
+    tta: bool = option(
+        False, "test-time augmentation: average the probabilities of the image and its flips (3x the time)"
+    )
+    json: bool = option(
+        False, "print one JSON object per data set on stdout (one per line) instead of a table"
+    )
 
 
 @dataclass

@@ -4,7 +4,11 @@ Layouts, detected automatically:
 - Kvasir-SEG: DIR/images/NAME.jpg|png with DIR/masks/NAME.* (same stem)
 - CVC-ClinicDB: DIR/Original/N.tif|png with DIR/Ground Truth/N.*
 - pre-split: DIR/train, DIR/val (or valid), DIR/test, each one of the above
-Anything else is split 70/15/15 with a seed, recorded in split.json.
+Anything else is split with a seed (70/15/15 by default), recorded in the run's split.json.
+A run may train on several data sets; each keeps its own split, and split.json lists them all.
+
+Images and masks are read in their stored pixel layout (an EXIF orientation is ignored for
+both, so a pair stays aligned); a mask is read by value, at any bit depth.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from polyp_rt.core.files import image_files
 LOSSY_EXTS = (".jpg", ".jpeg")
 LAYOUTS = {"kvasir": ("images", "masks"), "cvc": ("Original", "Ground Truth")}
 SPLITS = ("train", "val", "test")
-SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+VAL_SHARE = TEST_SHARE = 0.15  # of a folder without a ready split
 # A lossless mask may have anti-aliased edges; more grey than this means it is not a mask.
 MAX_GREY_FRACTION = 0.02
 
@@ -33,6 +37,7 @@ MAX_GREY_FRACTION = 0.02
 class Pair:
     image: Path
     mask: Path
+    polyp: bool | None = field(default=None, compare=False)  # whether the mask shows one (once checked)
 
     @property
     def name(self) -> str:
@@ -76,37 +81,46 @@ def detect_layout(root: Path) -> str:
 def read_rgb(path: Path) -> np.ndarray:
     import cv2
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None:
         raise DataError(f"{path}: cannot read this image (corrupt or not an image)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """A mask file as uint8 {0,1}. JPEG masks are thresholded at 128 (they are noisy)."""
+    """A mask file as uint8 {0,1}: by value at any bit depth (0/255, 0/1, 16-bit 0/65280 or 0/256);
+    pixels at or above half the mask's own maximum are polyp. JPEG masks (noisy) are thresholded
+    at half of full scale."""
     import cv2
 
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # the stored layout and depth, like read_rgb
     if raw is None:
         raise DataError(f"{path}: cannot read this mask (corrupt or not an image)")
     if raw.ndim == 3:
         raw = raw[..., :3].max(axis=2)
-    if raw.dtype != np.uint8:
-        raw = (raw > 0).astype(np.uint8) * 255 if raw.max() <= 1 else raw.astype(np.uint8)
-    if raw.max() <= 1:
+    if raw.dtype == np.bool_:
         return raw.astype(np.uint8)
-    if path.suffix.lower() not in LOSSY_EXTS:
-        grey = np.count_nonzero((raw > 0) & (raw < 255)) / raw.size
-        if grey > MAX_GREY_FRACTION:
-            raise DataError(
-                f"{path}: mask is not binary ({grey:.0%} of pixels are grey levels); "
-                "masks must be 0/255 or 0/1 images of the same size as the image"
-            )
-    return (raw >= 128).astype(np.uint8)
+    if not np.issubdtype(raw.dtype, np.integer):
+        raise DataError(f"{path}: a mask of {raw.dtype} values; masks are 0/255 (or 0/1) integer images")
+    top = int(raw.max())
+    if top == 0:
+        return np.zeros(raw.shape, np.uint8)
+    if path.suffix.lower() in LOSSY_EXTS:
+        if top <= 1:
+            return raw.astype(np.uint8)
+        return (raw >= (np.iinfo(raw.dtype).max + 1) // 2).astype(np.uint8)
+    grey = np.count_nonzero((raw > 0) & (raw < top)) / raw.size
+    if grey > MAX_GREY_FRACTION:
+        raise DataError(
+            f"{path}: mask is not binary ({grey:.0%} of pixels are grey levels); "
+            "masks must be 0/255 or 0/1 images of the same size as the image"
+        )
+    return (raw >= (top + 1) // 2).astype(np.uint8)
 
 
-def check_pair(pair: Pair) -> None:
-    """Read both files and check they fit together; DataError naming the file if not."""
+def check_pair(pair: Pair) -> Pair:
+    """Read both files and check they fit together (DataError naming the file if not); the pair
+    with `polyp` set."""
     image = read_rgb(pair.image)
     mask = read_mask(pair.mask)
     if image.shape[:2] != mask.shape:
@@ -114,6 +128,7 @@ def check_pair(pair: Pair) -> None:
             f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
             f"{pair.image.name} is {image.shape[1]}x{image.shape[0]}"
         )
+    return Pair(pair.image, pair.mask, bool(mask.any()))
 
 
 def scan_folder(
@@ -143,10 +158,9 @@ def scan_folder(
         else:
             bad(image, f"image without a mask (no {masks_dir.name}/{stem}.*)")
 
-    def check(pair: Pair) -> str | None:
+    def check(pair: Pair) -> Pair | str:
         try:
-            check_pair(pair)
-            return None
+            return check_pair(pair)
         except DataError as exc:
             return str(exc)
         finally:
@@ -154,10 +168,10 @@ def scan_folder(
                 progress(1)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        problems = list(pool.map(check, candidates))
-    for pair, problem in zip(candidates, problems, strict=True):
-        if problem is None:
-            scan.pairs.append(pair)
+        checked = list(pool.map(check, candidates))
+    for pair, problem in zip(candidates, checked, strict=True):
+        if isinstance(problem, Pair):
+            scan.pairs.append(problem)
         elif skip_bad:
             scan.skipped.append((str(pair.image), problem.split(": ", 1)[-1]))
         else:
@@ -186,10 +200,16 @@ def _split_dirs(root: Path) -> dict[str, Path]:
 
 @dataclass
 class Splits:
+    """One data set's train/val/test pairs and how they were made."""
+
     root: Path
     how: str  # "pre-split folders" or "seeded 70/15/15 (seed N)"
     pairs: dict[str, list[Pair]]
     skipped: list[tuple[str, str]]
+
+    @property
+    def name(self) -> str:
+        return self.root.resolve().name
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -202,14 +222,38 @@ class Splits:
         }
 
 
+def splits_json(sets: list[Splits]) -> dict[str, object]:
+    """What a run writes to split.json: each data set's split, in the order given."""
+    return {"datasets": [s.to_json() for s in sets]}
+
+
+def recorded_split(split_file: Path, root: Path) -> dict[str, object] | None:
+    """The split that `split_file` records for the data folder `root`, or None if it has none.
+
+    Reads both layouts: a run's {"datasets": [...]} and the single data set of older runs."""
+    try:
+        recorded = json.loads(Path(split_file).read_text())
+        entries = recorded.get("datasets", [recorded])
+        wanted = Path(root).resolve()
+        for entry in entries:
+            if Path(entry["root"]).resolve() == wanted:
+                return dict(entry)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{split_file}: cannot read the split file ({exc})") from exc
+    return None
+
+
 def load_splits(
     root: Path,
     seed: int = 0,
     skip_bad: bool = False,
     split_file: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    val_share: float = VAL_SHARE,
+    test_share: float = TEST_SHARE,
 ) -> Splits:
-    """train/val/test pairs: pre-split folders as given, a split.json if given, else a seeded split."""
+    """train/val/test pairs: pre-split folders as given, the split `split_file` records for this
+    folder if it records one, else a seeded split with `val_share` and `test_share` held out."""
     root = Path(root)
     if detect_layout(root) == "split":
         scans = {name: scan_folder(d, skip_bad, progress) for name, d in _split_dirs(root).items()}
@@ -217,33 +261,39 @@ def load_splits(
         return Splits(root, "pre-split folders", {n: s.pairs for n, s in scans.items()}, skipped)
 
     scan = scan_folder(root, skip_bad, progress)
-    if split_file is not None:
-        return _apply_split_file(scan, split_file)
+    recorded = recorded_split(split_file, root) if split_file is not None else None
+    if split_file is not None and recorded is None:
+        raise DataError(
+            f"{split_file}: records no split of {root}; is --data a folder this run was trained on?"
+        )
+    if split_file is not None and recorded is not None:
+        return _apply_split(scan, recorded, split_file)
+    if not (0 <= val_share < 1 and 0 <= test_share < 1 and val_share + test_share < 1):
+        raise DataError(f"validation share {val_share} and test share {test_share}: each in [0, 1), sum < 1")
     pairs = list(scan.pairs)
     random.Random(seed).shuffle(pairs)
-    n_train = round(len(pairs) * SPLIT_FRACTIONS[0])
-    n_val = round(len(pairs) * SPLIT_FRACTIONS[1])
+    n_train = round(len(pairs) * (1 - val_share - test_share))
+    n_val = min(round(len(pairs) * val_share), len(pairs) - n_train)
     parts = {
         "train": sorted(pairs[:n_train], key=lambda p: p.name),
         "val": sorted(pairs[n_train : n_train + n_val], key=lambda p: p.name),
         "test": sorted(pairs[n_train + n_val :], key=lambda p: p.name),
     }
-    return Splits(root, f"seeded 70/15/15 (seed {seed})", parts, scan.skipped)
+    shares = "/".join(f"{round(100 * x)}" for x in (1 - val_share - test_share, val_share, test_share))
+    return Splits(root, f"seeded {shares} (seed {seed})", parts, scan.skipped)
 
 
-def _apply_split_file(scan: Scan, split_file: Path) -> Splits:
-    try:
-        recorded = json.loads(Path(split_file).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{split_file}: cannot read the split file ({exc})") from exc
+def _apply_split(scan: Scan, recorded: dict[str, object], split_file: Path) -> Splits:
     by_path = {str(p.image.relative_to(scan.root)): p for p in scan.pairs}
     parts: dict[str, list[Pair]] = {}
     for name in SPLITS:
-        missing = [f for f in recorded.get(name, []) if f not in by_path]
+        files = recorded.get(name) or []
+        assert isinstance(files, list)
+        missing = [f for f in files if f not in by_path]
         if missing:
             raise DataError(
                 f"{split_file}: {len(missing)} {name} images are not in {scan.root} "
                 f"(first: {missing[0]}); is --data the folder this run was trained on?"
             )
-        parts[name] = [by_path[f] for f in recorded.get(name, [])]
-    return Splits(scan.root, f"{recorded.get('how', 'recorded')} from {split_file}", parts, scan.skipped)
+        parts[name] = [by_path[f] for f in files]
+    return Splits(scan.root, str(recorded.get("how", "recorded")), parts, scan.skipped)

@@ -2,6 +2,9 @@
 
 Conventions: an image whose truth and prediction are both empty scores 1 on every
 ratio (the model rightly stayed quiet); any ratio with a zero denominator is 1.
+A polyp-free image (empty truth) is "left quiet" when the predicted mask covers at most
+QUIET_AREA of it: the live loop's presence threshold (`--min-area`), below which nothing is
+announced.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 METRICS = ("dice", "iou", "precision", "recall", "accuracy")
+QUIET_AREA = 0.002  # fraction of the image; the default of the live loop's --min-area
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,16 @@ class Counts:
             "accuracy": _ratio(tp + tn, tp + fp + fn + tn),
         }
 
+    @property
+    def polyp_free(self) -> bool:
+        return self.tp + self.fn == 0
+
+    @property
+    def quiet(self) -> bool:
+        """Polyp-free and predicted over at most QUIET_AREA of the image."""
+        total = self.tp + self.fp + self.fn + self.tn
+        return self.polyp_free and self.fp <= QUIET_AREA * total
+
     def __add__(self, other: Counts) -> Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
@@ -60,8 +74,22 @@ class MetricSet:
         return counts
 
     def summary(self) -> dict[str, object]:
+        """Means per image, `images`, `micro` (ratios over all pixels), and `polyp_free` / `quiet`:
+        how many images had no polyp and how many of those the model left quiet."""
         if not self.per_image:
-            return {**dict.fromkeys(METRICS, float("nan")), "images": 0, "micro": {}}
+            return {
+                **dict.fromkeys(METRICS, float("nan")),
+                "images": 0,
+                "micro": {},
+                "polyp_free": 0,
+                "quiet": 0,
+            }
         means = {name: float(np.mean([c.ratios()[name] for c in self.per_image])) for name in METRICS}
         total = sum(self.per_image[1:], self.per_image[0])
-        return {**means, "images": len(self.per_image), "micro": total.ratios()}
+        return {
+            **means,
+            "images": len(self.per_image),
+            "micro": total.ratios(),
+            "polyp_free": sum(c.polyp_free for c in self.per_image),
+            "quiet": sum(c.quiet for c in self.per_image),
+        }

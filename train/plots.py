@@ -20,8 +20,13 @@ def plot_curves(metrics_jsonl: Path, out_png: Path) -> None:
     ax_loss.plot(epochs, [r["val_loss"] for r in rows], "o-", label="validation")
     ax_loss.set(title="loss", xlabel="epoch")
     ax_loss.legend()
-    ax_dice.plot(epochs, [r["val_dice"] for r in rows], "o-", color="tab:green", label="Dice")
+    sets = list(rows[-1].get("val_sets") or {})
+    mean = "Dice (mean over the data sets)" if len(sets) > 1 else "Dice"
+    ax_dice.plot(epochs, [r["val_dice"] for r in rows], "o-", color="tab:green", label=mean)
     ax_dice.plot(epochs, [r["val_iou"] for r in rows], "o-", color="tab:olive", label="IoU")
+    for name in sets if len(sets) > 1 else []:
+        dice = [(r.get("val_sets") or {}).get(name, {}).get("dice", float("nan")) for r in rows]
+        ax_dice.plot(epochs, dice, "--", label=f"Dice {name}")
     ax_dice.set(title="validation (per image, at model size)", xlabel="epoch", ylim=(0, 1))
     ax_dice.legend()
     fig.savefig(out_png, dpi=100)

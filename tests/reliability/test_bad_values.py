@@ -126,7 +126,7 @@ def test_a_config_built_in_code_is_checked_too(micro_onnx, tmp_path):
             with pytest.raises(PolypRtError, match="must be"):
                 compose(config, engine)
     with pytest.raises(PolypRtError, match="--batch-size 0: must be >= 1"):
-        train(TrainConfig(data=tmp_path, out=tmp_path / "run", batch_size=0))
+        train(TrainConfig(data=[tmp_path], out=tmp_path / "run", batch_size=0))
     assert not (tmp_path / "run").exists()
 
 

