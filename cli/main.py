@@ -230,6 +230,7 @@ EXTRAS = {
     "onnxscript": "train",
     "matplotlib": "train",
     "ray": "batch",
+    "jinja2": "batch",
     "openvino": "openvino",
     "tensorrt": "tensorrt",
 }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-try:  # once batch/ is wired into pyproject.toml as polyp_rt.batch
-    from polyp_rt.batch.episodes import Episode
-    from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path
-except ImportError:  # until then: the repo root on sys.path, the room imported as `batch`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from batch.episodes import Episode  # type: ignore[no-redef]
-    from batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path  # type: ignore[no-redef]
+from polyp_rt.batch.episodes import Episode
+from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path
 
 # A name with every character HTML cares about.
 NASTY_NAME = "case 017 <sigmoid> & \"rectum\" 'b'"

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,27 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-try:  # once batch/ is wired into pyproject.toml as polyp_rt.batch
-    from polyp_rt.batch.report import (
-        CSV_COLUMNS,
-        VideoRow,
-        fmt_clock,
-        fmt_span,
-        render_report_html,
-        write_report_html,
-        write_summary_csv,
-    )
-except ImportError:  # until then: the repo root on sys.path, the room imported as `batch`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from batch.report import (  # type: ignore[no-redef]
-        CSV_COLUMNS,
-        VideoRow,
-        fmt_clock,
-        fmt_span,
-        render_report_html,
-        write_report_html,
-        write_summary_csv,
-    )
+from polyp_rt.batch.page import render_report_html, write_report_html
+from polyp_rt.batch.report import CSV_COLUMNS, VideoRow, fmt_clock, fmt_span, write_summary_csv
 
 NASTY = "case 017 <sigmoid> & \"rectum\" 'b'"
 Archive = tuple[Path, list[VideoRow]]
@@ -146,7 +126,7 @@ def test_nasty_name_is_escaped_in_text_and_attributes(fake_archive: Archive) -> 
     html_text = render_report_html(out, rows)
     assert (
         NASTY not in html_text
-        and "case 017 &lt;sigmoid&gt; &amp; &quot;rectum&quot; &#x27;b&#x27;" in html_text
+        and "case 017 &lt;sigmoid&gt; &amp; &#34;rectum&#34; &#39;b&#39;" in html_text
     )
     page = Page(html_text)
     alts = [a["alt"] for a in page.all("img")]
