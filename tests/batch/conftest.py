@@ -1,7 +1,9 @@
-"""A small fake batch archive on disk: rows for six videos and their peak-frame thumbnails."""
+"""A small fake batch archive on disk: rows for six videos and their peak-frame thumbnails; the
+options of a config dataclass, each changed in turn."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,29 @@ import pytest
 
 from polyp_rt.batch.episodes import Episode
 from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path
+
+
+def option_names(config_cls: type, prefix: str = "") -> set[str]:
+    """Every option of a config dataclass, a nested one's as "outer.inner"."""
+    names = set()
+    for f in dataclasses.fields(config_cls):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            names |= option_names(type(default), f"{f.name}.")
+        else:
+            names.add(prefix + f.name)
+    return names
+
+
+def changed(config: Any, name: str, value: object) -> Any:
+    """`config` with the option `name` ("outer.inner" for a nested one) set to `value`."""
+    outer, _, inner = name.partition(".")
+    if inner:
+        return dataclasses.replace(
+            config, **{outer: dataclasses.replace(getattr(config, outer), **{inner: value})}
+        )
+    return dataclasses.replace(config, **{name: value})
+
 
 # A name with every character HTML cares about.
 NASTY_NAME = "case 017 <sigmoid> & \"rectum\" 'b'"
