@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyp_rt.batch.events import DONE, FRAMES, STARTED, Event
 from polyp_rt.batch.manifest import Fingerprint
@@ -27,6 +27,9 @@ from polyp_rt.batch.report import STATUS_FAILED, STATUS_OK, VideoRow, one_line, 
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.files import strict, write_json
 from polyp_rt.realtime.config import RunConfig
+
+if TYPE_CHECKING:
+    from polyp_rt.batch.record_sink import FrameRecordSink
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +166,14 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
         final = job.work_root.parent / job.name
         document = _moved(strict(stats_document(config, facts)), str(work), str(final))
         write_stats_json(work / "stats.json", summary, document)
+    row = _write_episodes(job, work, sink, source.fps, summary["fps"])
+    return VideoResult(row, attempt, str(job.run.model), work, fingerprint)
+
+
+def _write_episodes(
+    job: VideoJob, work: Path, sink: FrameRecordSink, fps: float, fps_achieved: float
+) -> VideoRow:
+    """`episodes.json` of a finished video; its summary row."""
     tracker = sink.tracker
     episodes = [{**e.to_dict(), "thumbnail": sink.thumbnails.get(e.peak_frame)} for e in tracker.episodes]
     write_json(
@@ -171,26 +182,25 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
             "video": job.name,
             "input": str(job.input),
             "frames": sink.frames,
-            "fps": source.fps,
+            "fps": fps,
             "duration_s": tracker.duration_s,
             "polyp_s": tracker.polyp_s,
             "episodes": episodes,
         },
     )
-    row = VideoRow(
+    return VideoRow(
         job.name,
         str(job.input),
         status=STATUS_OK,
         duration_s=tracker.duration_s,
         frames=sink.frames,
-        fps_achieved=summary["fps"],
+        fps_achieved=fps_achieved,
         episodes=tracker.episodes,
         thumbnails=[
             peak_thumbnail_path(job.name, e.peak_frame) if e.peak_frame in sink.thumbnails else None
             for e in tracker.episodes
         ],
     )
-    return VideoResult(row, attempt, str(job.run.model), work, fingerprint)
 
 
 def _moved(value: Any, old: str, new: str) -> Any:

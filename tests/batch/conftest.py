@@ -14,6 +14,25 @@ import pytest
 from polyp_rt.batch.episodes import Episode
 from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path
 
+# a different value for each pipeline option `polyp-rt batch` shares with `polyp-rt run` (the
+# model aside): the engine, the probability, the overlay and its polyp indicator
+PIPELINE_CHANGED: dict[str, object] = {
+    "backend": "openvino",
+    "device": "cpu",
+    "fp16": True,
+    "cuda_graph": True,
+    "threshold": 0.3,
+    "smoothing": 0.5,
+    "overlay.mask_alpha": 0.6,
+    "overlay.color": "255,0,0",
+    "overlay.contours": False,
+    "overlay.hud": False,
+    "overlay.presence_on": 2,
+    "overlay.presence_window": 6,
+    "overlay.presence_off": 4,
+    "overlay.min_area": 0.01,
+}
+
 
 def option_names(config_cls: type, prefix: str = "") -> set[str]:
     """Every option of a config dataclass, a nested one's as "outer.inner"."""

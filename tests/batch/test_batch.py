@@ -31,7 +31,7 @@ from polyp_rt.batch.inputs import Video, collect  # noqa: E402
 from polyp_rt.batch.report import CSV_COLUMNS, VideoRow  # noqa: E402
 from polyp_rt.batch.runner import Watcher, plan_batch, run_batch  # noqa: E402
 from polyp_rt.cli.main import main  # noqa: E402
-from tests.batch.conftest import changed, option_names  # noqa: E402
+from tests.batch.conftest import PIPELINE_CHANGED, changed, option_names  # noqa: E402
 from tests.conftest import write_micro_onnx  # noqa: E402
 
 CLIP = {"frames": 48, "fps": 24, "width": 160, "height": 128}
@@ -242,12 +242,7 @@ def test_rerun_skips_finished_videos_and_redoes_changed_ones(
 # a different value for every option of `polyp-rt batch` but its inputs and output folder, and
 # the options that do not change results (where and how fast the videos run)
 BATCH_CHANGED: dict[str, object] = {
-    "backend": "openvino",
-    "device": "cpu",
-    "fp16": True,
-    "cuda_graph": True,
-    "threshold": 0.3,
-    "smoothing": 0.5,
+    **PIPELINE_CHANGED,
     "record": True,
     "masks": True,
     "ray_address": "127.0.0.1:6379",
@@ -255,14 +250,6 @@ BATCH_CHANGED: dict[str, object] = {
     "cpus_per_task": 2.0,
     "gpus_per_task": 1.0,
     "retries": 0,
-    "overlay.mask_alpha": 0.6,
-    "overlay.color": "255,0,0",
-    "overlay.contours": False,
-    "overlay.hud": False,
-    "overlay.presence_on": 2,
-    "overlay.presence_window": 6,
-    "overlay.presence_off": 4,
-    "overlay.min_area": 0.01,
 }
 BATCH_NOT_RESULTS = {
     "device",

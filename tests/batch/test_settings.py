@@ -12,18 +12,13 @@ from pathlib import Path
 from polyp_rt.batch.config import BatchConfig
 from polyp_rt.batch.manifest import Fingerprint, Manifest, settings_of
 from polyp_rt.realtime.config import RunConfig
-from tests.batch.conftest import changed, option_names
+from tests.batch.conftest import PIPELINE_CHANGED, changed, option_names
 from tests.conftest import write_micro_onnx
 
 # a different value for every option of RunConfig (nested ones as "outer.inner")
 CHANGED: dict[str, object] = {
     "source": "/archive/another.mp4",
-    "backend": "openvino",
-    "device": "cpu",
-    "fp16": True,
-    "cuda_graph": True,
-    "threshold": 0.3,
-    "smoothing": 0.5,
+    **PIPELINE_CHANGED,
     "threads": 2,
     "stages": "cpu",
     "record": Path("annotated.mp4"),
@@ -41,14 +36,6 @@ CHANGED: dict[str, object] = {
     "capture.fourcc": "MJPG",
     "capture.stall_timeout": 5.0,
     "capture.reconnects": 1,
-    "overlay.mask_alpha": 0.6,
-    "overlay.color": "255,0,0",
-    "overlay.contours": False,
-    "overlay.hud": False,
-    "overlay.presence_on": 2,
-    "overlay.presence_window": 6,
-    "overlay.presence_off": 4,
-    "overlay.min_area": 0.01,
 }
 # the options that do not change a video's results: the video itself (compared by its path and
 # content), where and how fast it runs, a live run's window and reports, how a live source is kept
