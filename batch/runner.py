@@ -7,11 +7,13 @@ The driver is the only writer of the output folder's top level: a task works in
 `DIR/.work/<name>.attempt<N>/` and the driver renames that folder to `DIR/<name>/` when the
 task's result arrives (Ray delivers one result per task, however often it reran it), then records
 the video in the manifest. Work folders left by killed attempts or killed runs are removed. One
-run at a time holds `DIR/.lock`.
+run at a time holds `DIR/.lock`. Every task runs the batch's one `RunConfig`
+(`BatchConfig.run_config()`) with its own video as the source (`Plan.job`).
 
-Ctrl-C (or SIGTERM) stops submitting, cancels the running tasks, writes the summary and the report
-with the unfinished videos marked `skipped: interrupted`, and returns; the manifest only ever
-lists finished videos, so the next run resumes.
+Ctrl-C (or SIGTERM), noted by `core.signals.SignalWatch` and raised at the top of the driver's
+loop (never inside Ray's wait), stops submitting, cancels the running tasks, writes the summary
+and the report with the unfinished videos marked `skipped: interrupted`, and returns; the
+manifest only ever lists finished videos, so the next run resumes.
 """
 
 from __future__ import annotations
