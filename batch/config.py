@@ -2,17 +2,22 @@
 
 The pipeline options a batch shares with `polyp-rt run` (model, backend, threshold, the
 overlay and its polyp indicator) are taken from `RunConfig` and `OverlayConfig`, so their
-defaults, help and ranges are written once.
+defaults, help and ranges are written once, and `BatchConfig.run_config()` hands them on whole:
+every video runs that `RunConfig`, with only its source and its folder set per video.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from polyp_rt.core.options import option
 from polyp_rt.realtime.config import OverlayConfig, RunConfig
+
+# each video's outputs, relative to its folder (RunConfig.record and .masks_out of its pipeline)
+RECORDING = Path("annotated.mp4")
+MASKS = Path("masks")
 
 
 def as_in_run(name: str) -> Any:
@@ -80,3 +85,19 @@ class BatchConfig:
         3, "times Ray reruns a video whose worker process died (killed, out of memory)", low=0, high=100
     )
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
+
+    def run_config(self) -> RunConfig:
+        """The pipeline every video runs: each option this batch has under a `RunConfig` name is
+        that option (`as_in_run`, the overlay), the rest are RunConfig's defaults; headless, with
+        as many inference threads as the task has CPUs (on a CPU), and the recording and masks (if
+        asked) named relative to the video's folder. `source` is set per video."""
+        run_names = {f.name for f in fields(RunConfig)}
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name in run_names}
+        options.update(
+            model=self.model.resolve(),
+            record=RECORDING if self.record else None,  # here a yes or no: the file is each video's
+            masks_out=MASKS if self.masks else None,
+            threads=max(1, round(self.cpus_per_task)) if self.gpus_per_task == 0 else None,
+            headless=True,
+        )
+        return RunConfig(**options)

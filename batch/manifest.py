@@ -7,7 +7,9 @@ after each video whose results are in place; an entry is removed before its vide
 every entry names a complete result folder.
 
 A video is unchanged when its size and modification time are those recorded, or, where only the
-time differs (a copy, a `touch`), when its SHA-256 is; anything else redoes it.
+time differs (a copy, a `touch`), when its SHA-256 is; anything else redoes it. So does a change of
+the settings (`settings_of`): the model's content and every option of the run's `RunConfig` but
+those in `NOT_RESULTS`, so an option added to the pipeline counts from the start.
 """
 
 from __future__ import annotations
@@ -15,19 +17,38 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from polyp_rt.core.errors import InputFileError
 from polyp_rt.core.files import write_json
+from polyp_rt.realtime.config import RunConfig
 
 log = logging.getLogger(__name__)
 
 FORMAT = "polyp-rt batch manifest"
 VERSION = 1
 CHUNK = 1 << 20
+# RunConfig's options that do not change a video's results: the video and the model file (their
+# content is compared instead), where and how fast it runs, a live run's window and reports, and
+# how a live source is kept open. Every other option does: with another value the video is redone.
+NOT_RESULTS = frozenset(
+    {
+        "source",
+        "model",
+        "device",
+        "cuda_graph",
+        "threads",
+        "stages",
+        "queue_size",
+        "headless",
+        "stats_json",
+        "overwrite",
+        "capture",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -141,6 +162,10 @@ class Manifest:
             self.save()
 
 
-def settings_of(model_sha256: str, options: dict[str, Any]) -> dict[str, Any]:
-    """What makes two results of one video the same: the model's content and the options."""
-    return {"model_sha256": model_sha256, **options}
+def settings_of(run: RunConfig) -> dict[str, Any]:
+    """What makes two results of one video the same, as the manifest keeps it (JSON): the model's
+    SHA-256 and the options of `run` that change results (all but `NOT_RESULTS`)."""
+    options = {name: value for name, value in asdict(run).items() if name not in NOT_RESULTS}
+    settings = {"model_sha256": sha256_of(run.model), **options}
+    loaded: dict[str, Any] = json.loads(json.dumps(settings, default=str, allow_nan=False))
+    return loaded

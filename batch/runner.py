@@ -7,11 +7,13 @@ The driver is the only writer of the output folder's top level: a task works in
 `DIR/.work/<name>.attempt<N>/` and the driver renames that folder to `DIR/<name>/` when the
 task's result arrives (Ray delivers one result per task, however often it reran it), then records
 the video in the manifest. Work folders left by killed attempts or killed runs are removed. One
-run at a time holds `DIR/.lock`.
+run at a time holds `DIR/.lock`. Every task runs the batch's one `RunConfig`
+(`BatchConfig.run_config()`) with its own video as the source (`Plan.job`).
 
-Ctrl-C (or SIGTERM) stops submitting, cancels the running tasks, writes the summary and the report
-with the unfinished videos marked `skipped: interrupted`, and returns; the manifest only ever
-lists finished videos, so the next run resumes.
+Ctrl-C (or SIGTERM), noted by `core.signals.SignalWatch` and raised at the top of the driver's
+loop (never inside Ray's wait), stops submitting, cancels the running tasks, writes the summary
+and the report with the unfinished videos marked `skipped: interrupted`, and returns; the
+manifest only ever lists finished videos, so the next run resumes.
 """
 
 from __future__ import annotations
@@ -21,23 +23,24 @@ import logging
 import math
 import os
 import shutil
-import signal
 import time
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
 
 from polyp_rt.batch.config import BatchConfig
 from polyp_rt.batch.events import Event
 from polyp_rt.batch.inputs import Video, collect, name_videos
-from polyp_rt.batch.manifest import Fingerprint, Manifest, settings_of, sha256_of
-from polyp_rt.batch.report import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRow, one_line
-from polyp_rt.batch.worker import VideoJob, read_episodes
+from polyp_rt.batch.manifest import Manifest, settings_of
+from polyp_rt.batch.report import STATUS_OK, STATUS_SKIPPED, VideoRow
+from polyp_rt.batch.worker import VideoJob, VideoResult, read_episodes
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.options import out_of_range
+from polyp_rt.core.signals import EXIT_CODES, INTERRUPTED, SignalWatch, Stopped
+from polyp_rt.realtime.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class BatchResult:
     frames: int = 0  # processed in this run
     workers: int = 0
     internal_errors: int = 0
-    interrupted: str | None = None  # "interrupted" (Ctrl-C) or "terminated" (SIGTERM)
+    interrupted: str | None = None  # a signal's reason: "interrupted" (Ctrl-C) or "terminated" (SIGTERM)
     started: float | None = None  # monotonic time the first task was submitted
 
     def count(self, kind: str) -> int:
@@ -77,18 +80,28 @@ class BatchResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 143 if self.interrupted == "terminated" else 130
+            return EXIT_CODES[self.interrupted]
         if self.internal_errors:
             return 1
         return 2 if self.count("failed") else 0
 
 
-class Stopped(BaseException):
-    """Ctrl-C or SIGTERM reached the driver."""
+@dataclass
+class Plan:
+    """What a run does: every video of the inputs, those it processes (`todo`, by name, in input
+    order) with the pipeline `run`, and the rows of the videos finished so far."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    out: Path
+    run: RunConfig  # every video's pipeline, its source unset
+    settings: dict[str, Any]  # what the manifest compares (`settings_of(run)`)
+    manifest: Manifest
+    videos: list[Video]
+    todo: dict[str, Video]
+    rows: dict[str, VideoRow]
+
+    def job(self, video: Video) -> VideoJob:
+        """The task of one video: the run's pipeline with the video as its source."""
+        return VideoJob(video.name, replace(self.run, source=str(video.path)), self.out / ".work")
 
 
 def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResult:
@@ -111,38 +124,46 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
         return _run_locked(config, out, paths, watcher)
 
 
-def _run_locked(config: BatchConfig, out: Path, paths: list[Path], watcher: Watcher) -> BatchResult:
+def plan_batch(config: BatchConfig, out: Path, paths: list[Path]) -> Plan:
+    """The plan for `paths` into the output folder `out`: a video is done again unless the manifest
+    lists it as finished, unchanged, with the same settings, and its results can be read."""
     manifest = Manifest.load(out / "manifest.json")
-    videos = name_videos(paths, manifest.names())
-    work_root = out / ".work"
-    shutil.rmtree(work_root, ignore_errors=True)  # left by a killed run: never a result
-    settings = settings_of(sha256_of(config.model), _result_options(config))
-    rows: dict[str, VideoRow] = {}
-    todo: list[Video] = []
-    for video in videos:
-        entry = manifest.finished(video.name, video.path, settings, out)
+    run = config.run_config()
+    plan = Plan(out, run, settings_of(run), manifest, name_videos(paths, manifest.names()), {}, {})
+    for video in plan.videos:
+        entry = manifest.finished(video.name, video.path, plan.settings, out)
         row = _skipped_row(video, entry, out) if entry is not None else None
         if row is None:
-            todo.append(video)
+            plan.todo[video.name] = video
         else:
-            rows[video.name] = row
-    if rows:
-        manifest.save()  # a time updated for a file whose content did not change
-    manifest.forget([v.name for v in todo])
+            plan.rows[video.name] = row
+    return plan
+
+
+def _run_locked(config: BatchConfig, out: Path, paths: list[Path], watcher: Watcher) -> BatchResult:
+    work_root = out / ".work"
+    shutil.rmtree(work_root, ignore_errors=True)  # left by a killed run: never a result
+    plan = plan_batch(config, out, paths)
+    if plan.rows:
+        plan.manifest.save()  # a time updated for a file whose content did not change
+    plan.manifest.forget(list(plan.todo))
     result = BatchResult([], out)
     failure: BaseException | None = None
-    if todo:
+    if plan.todo:
         try:
-            _process(config, out, videos, todo, manifest, settings, watcher, rows, result)
+            _process(config, plan, watcher, result)
         except Stopped as stop:
-            result.interrupted = stop.reason
+            result.interrupted = stop.reason or INTERRUPTED
         except KeyboardInterrupt:  # before the driver's own handler was in place
-            result.interrupted = "interrupted"
+            result.interrupted = INTERRUPTED
         except BaseException as exc:  # Ray lost, a bug: the reports still say what was finished
             failure = exc
     unfinished = STATUS_INTERRUPTED if failure is None else "skipped: the batch failed"
-    result.rows = [rows.get(v.name) or VideoRow(v.name, str(v.path), status=unfinished) for v in videos]
-    from polyp_rt.batch.report import write_report_html, write_summary_csv
+    result.rows = [
+        plan.rows.get(v.name) or VideoRow(v.name, str(v.path), status=unfinished) for v in plan.videos
+    ]
+    from polyp_rt.batch.page import write_report_html
+    from polyp_rt.batch.report import write_summary_csv
 
     write_summary_csv(result.rows, out / "summary.csv")
     write_report_html(out, result.rows, elapsed_s=result.elapsed_s if result.frames else None)
@@ -152,49 +173,30 @@ def _run_locked(config: BatchConfig, out: Path, paths: list[Path], watcher: Watc
     return result
 
 
-def _process(
-    config: BatchConfig,
-    out: Path,
-    videos: list[Video],
-    todo: list[Video],
-    manifest: Manifest,
-    settings: dict[str, Any],
-    watcher: Watcher,
-    rows: dict[str, VideoRow],
-    result: BatchResult,
-) -> None:
+def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
     from polyp_rt.batch.cluster import cluster_resources, ray_session
 
     local_cpus = None
     if config.ray_address is None and config.workers is not None:  # --workers is honoured here
         local_cpus = max(os.cpu_count() or 1, math.ceil(config.workers * config.cpus_per_task))
-    with ray_session(config.ray_address, local_cpus) as ray, _stop_on_signals() as stop:
+    # the signals are watched from after ray.init, which replaces SIGTERM's handler
+    with ray_session(config.ray_address, local_cpus) as ray, SignalWatch() as stop:
         workers = config.workers or _fitting_workers(cluster_resources(ray), config)
         result.workers = workers
         result.started = time.monotonic()
-        watcher.planned(videos, todo, workers)
-        jobs = {v.name: _job(config, out, v) for v in todo}
-        by_name = {v.name: v for v in todo}
+        watcher.planned(plan.videos, list(plan.todo.values()), workers)
+        jobs = {name: plan.job(video) for name, video in plan.todo.items()}
         with closing(_run_tasks(ray, config, jobs, workers, watcher, stop)) as outcomes:
             for outcome in outcomes:
-                _take(outcome, out, by_name[outcome["video"]], manifest, settings, watcher, rows, result)
+                _take(outcome, plan, watcher, result)
 
 
-def _take(
-    outcome: dict[str, Any],
-    out: Path,
-    video: Video,
-    manifest: Manifest,
-    settings: dict[str, Any],
-    watcher: Watcher,
-    rows: dict[str, VideoRow],
-    result: BatchResult,
-) -> None:
-    row = _commit(outcome, out, video, manifest, settings)
-    rows[row.name] = row
+def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
+    row = _commit(outcome, plan)
+    plan.rows[row.name] = row
     if row.kind == "ok":
         result.frames += row.frames
-    if outcome.get("internal"):
+    if outcome.internal:
         result.internal_errors += 1
     if result.started is not None:
         result.elapsed_s = time.monotonic() - result.started
@@ -214,47 +216,14 @@ def _fitting_workers(resources: dict[str, float], config: BatchConfig) -> int:
     return max(1, int(resources.get("CPU", 1.0) // config.cpus_per_task))
 
 
-def _job(config: BatchConfig, out: Path, video: Video) -> VideoJob:
-    cpu_only = config.gpus_per_task == 0
-    return VideoJob(
-        name=video.name,
-        input=video.path,
-        work_root=out / ".work",
-        model=config.model.resolve(),
-        backend=config.backend,
-        device=config.device,
-        fp16=config.fp16,
-        cuda_graph=config.cuda_graph,
-        threshold=config.threshold,
-        smoothing=config.smoothing,
-        record=config.record,
-        masks=config.masks,
-        threads=max(1, round(config.cpus_per_task)) if cpu_only else None,
-        overlay=config.overlay,
-    )
-
-
-def _result_options(config: BatchConfig) -> dict[str, Any]:
-    """The options that change a video's results (not where or how fast it runs)."""
-    return {
-        "backend": config.backend,
-        "fp16": config.fp16,
-        "threshold": config.threshold,
-        "smoothing": config.smoothing,
-        "record": config.record,
-        "masks": config.masks,
-        "overlay": asdict(config.overlay),
-    }
-
-
 def _run_tasks(
     ray: ModuleType,
     config: BatchConfig,
     jobs: dict[str, VideoJob],
     workers: int,
     watcher: Watcher,
-    stop: StopRequest,
-) -> Generator[dict[str, Any], None, None]:
+    stop: SignalWatch,
+) -> Generator[VideoResult, None, None]:
     """Submit at most `workers` tasks at a time; yield each task's result as it arrives."""
     from ray.util.queue import Empty, Queue
 
@@ -301,7 +270,7 @@ def _run_tasks(
             events.shutdown(force=True)
 
 
-def video_task(job: VideoJob, events: Any) -> dict[str, Any]:
+def video_task(job: VideoJob, events: Any) -> VideoResult:
     """The Ray task: one video (runs on a worker; `events` is the driver's bounded queue)."""
     from polyp_rt.batch.worker import next_attempt, process_video
 
@@ -330,54 +299,41 @@ def _ray_attempt() -> int | None:
         return None
 
 
-def _result_of(ray: ModuleType, ref: Any, job: VideoJob) -> dict[str, Any]:
+def _result_of(ray: ModuleType, ref: Any, job: VideoJob) -> VideoResult:
     """A task's result; a task that failed in Ray (its retries used up, a bug) as a failed result."""
     try:
-        value: dict[str, Any] = ray.get(ref)
+        value: VideoResult = ray.get(ref)
         return value
     except Exception as exc:
         crashed = type(exc).__name__ in ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError")
         text = str(exc).strip().splitlines()
         cause = text[-1] if text else type(exc).__name__
-        return {
-            "video": job.name,
-            "input": str(job.input),
-            "status": STATUS_FAILED,
-            "internal": not crashed,
-            "error": one_line(f"{type(exc).__name__}: {cause}"),
-        }
+        return VideoResult.failed(job, f"{type(exc).__name__}: {cause}", internal=not crashed)
 
 
-def _commit(
-    outcome: dict[str, Any], out: Path, video: Video, manifest: Manifest, settings: dict[str, Any]
-) -> VideoRow:
+def _commit(outcome: VideoResult, plan: Plan) -> VideoRow:
     """Move a finished video's work folder into place and record it; the video's summary row."""
-    row = VideoRow.from_dict(outcome)
+    row = outcome.row
     if row.status != STATUS_OK:
         return row
-    work, final = Path(outcome["work_dir"]), out / video.name
+    assert outcome.work_dir is not None and outcome.fingerprint is not None
+    work, final = outcome.work_dir, plan.out / row.name
     if final.exists():  # the result of an earlier run (the input changed): replaced whole
-        old = out / ".work" / f"{video.name}.replaced"
+        old = plan.out / ".work" / f"{row.name}.replaced"
         shutil.rmtree(old, ignore_errors=True)
         os.rename(final, old)
         os.rename(work, final)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(work, final)
-    fp = outcome["fingerprint"]
-    manifest.record(
-        video.name,
-        video.path,
-        Fingerprint(fp["size"], fp["mtime_ns"], fp["sha256"]),
-        settings,
-        {
-            "frames": row.frames,
-            "duration_s": row.duration_s,
-            "fps_achieved": row.fps_achieved,
-            "attempt": outcome.get("attempt"),
-            "model": outcome.get("model"),
-        },
-    )
+    figures = {
+        "frames": row.frames,
+        "duration_s": row.duration_s,
+        "fps_achieved": row.fps_achieved,
+        "attempt": outcome.attempt,
+        "model": outcome.model,
+    }
+    plan.manifest.record(row.name, plan.todo[row.name].path, outcome.fingerprint, plan.settings, figures)
     return row
 
 
@@ -419,40 +375,3 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-class StopRequest:
-    """Ctrl-C or SIGTERM, noted by the signal handler and raised as `Stopped` by the driver's loop.
-
-    The handler itself must not raise: a Python exception raised inside Ray's Cython `wait`
-    comes out as a SystemError, not as the interruption it was.
-    """
-
-    REASONS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-
-    def note(self, signum: int, frame: FrameType | None) -> None:
-        self.reason = self.reason or self.REASONS[signum]
-
-    def check(self) -> None:
-        if self.reason is not None:
-            raise Stopped(self.reason)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[StopRequest]:
-    """Note Ctrl-C and SIGTERM in a `StopRequest` (ray.init replaces SIGTERM's handler)."""
-    import threading
-
-    request = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request
-        return
-    saved = {signum: signal.signal(signum, request.note) for signum in StopRequest.REASONS}
-    try:
-        yield request
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)

@@ -17,16 +17,19 @@ import os
 import shutil
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyp_rt.batch.events import DONE, FRAMES, STARTED, Event
 from polyp_rt.batch.manifest import Fingerprint
-from polyp_rt.batch.report import STATUS_FAILED, STATUS_OK, one_line, peak_thumbnail_path
+from polyp_rt.batch.report import STATUS_FAILED, STATUS_OK, VideoRow, one_line, peak_thumbnail_path
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.files import strict, write_json
-from polyp_rt.realtime.config import OverlayConfig, RunConfig
+from polyp_rt.realtime.config import RunConfig
+
+if TYPE_CHECKING:
+    from polyp_rt.batch.record_sink import FrameRecordSink
 
 log = logging.getLogger(__name__)
 
@@ -35,38 +38,44 @@ Report = Callable[[Event], None]
 
 @dataclass(frozen=True)
 class VideoJob:
-    """Everything a task needs to process one video; plain data, sent to the worker by Ray."""
+    """One video's task: the batch's `RunConfig` with this video as its source (its recording
+    and masks, if any, named relative to the work folder); plain data, sent to the worker by Ray."""
 
     name: str  # output folder name
-    input: Path
+    run: RunConfig
     work_root: Path  # DIR/.work
-    model: Path
-    backend: str = "auto"
-    device: str | None = None
-    fp16: bool = False
-    cuda_graph: bool = False
-    threshold: float | None = None
-    smoothing: float = 0.0
-    record: bool = False
-    masks: bool = False
-    threads: int | None = None  # CPU inference threads (None: the runtime's choice)
-    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+
+    @property
+    def input(self) -> Path:
+        return Path(str(self.run.source))
 
     def run_config(self, work: Path) -> RunConfig:
-        return RunConfig(
-            source=str(self.input),
-            model=self.model,
-            backend=self.backend,
-            device=self.device,
-            fp16=self.fp16,
-            cuda_graph=self.cuda_graph,
-            threshold=self.threshold,
-            smoothing=self.smoothing,
-            record=work / "annotated.mp4" if self.record else None,
-            masks_out=work / "masks" if self.masks else None,
-            headless=True,
-            overlay=self.overlay,
+        """The job's pipeline with its outputs placed in `work`."""
+        run = self.run
+        return replace(
+            run,
+            record=work / run.record if run.record else None,
+            masks_out=work / run.masks_out if run.masks_out else None,
         )
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """What became of one video's task: its summary row and what the driver needs to move a
+    finished work folder into place and record it."""
+
+    row: VideoRow
+    attempt: int | None = None
+    model: str = ""
+    work_dir: Path | None = None  # the finished work folder (status ok)
+    fingerprint: Fingerprint | None = None  # of the input, taken before it was read (status ok)
+    internal: bool = False  # failed through a bug, not a bad video: the batch exits 1
+
+    @classmethod
+    def failed(cls, job: VideoJob, error: str, **facts: Any) -> VideoResult:
+        """A failed video with its one-line error."""
+        row = VideoRow(job.name, str(job.input), status=STATUS_FAILED, error=one_line(error))
+        return cls(row, **facts)
 
 
 def next_attempt(work_root: Path, name: str) -> int:
@@ -81,47 +90,36 @@ def _attempt_folders(work_root: Path, name: str) -> list[Path]:
     return [p for p in work_root.iterdir() if p.name.startswith(f"{name}.attempt")]
 
 
-def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> dict[str, Any]:
-    """Process `job.input` into `work_root/<name>.attempt<attempt>/`; the result as plain data."""
+def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> VideoResult:
+    """Process `job.input` into `work_root/<name>.attempt<attempt>/`; what became of it."""
     pid, host = os.getpid(), socket.gethostname()
     for stale in _attempt_folders(job.work_root, job.name):  # left by an attempt that died
         shutil.rmtree(stale, ignore_errors=True)
     work = job.work_root / f"{job.name}.attempt{attempt}"
     work.mkdir(parents=True)
     (work / "worker.pid").write_text(f"{pid} {host}\n", encoding="utf-8")
-    result: dict[str, Any] = {
-        "video": job.name,
-        "input": str(job.input),
-        "model": str(job.model),
-        "attempt": attempt,
-        "pid": pid,
-        "host": host,
-        "work_dir": str(work),
-    }
 
     def emit(kind: str, **fields: Any) -> None:
         if report is not None:
             report(Event(kind, job.name, attempt, pid=pid, host=host, work_dir=str(work), **fields))
 
+    facts: dict[str, Any] = {"attempt": attempt, "model": str(job.run.model)}
     try:
-        result.update(_run(job, work, attempt, emit))
+        result = _run(job, work, attempt, emit)
     except PolypRtError as exc:
-        result.update(status=STATUS_FAILED, error=one_line(f"{type(exc).__name__}: {exc}"))
+        result = VideoResult.failed(job, f"{type(exc).__name__}: {exc}", **facts)
     except Exception as exc:  # a bug: this video fails, the batch goes on and exits 1
         log.exception("%s: internal error", job.input)
-        result.update(
-            status=STATUS_FAILED,
-            internal=True,
-            error=one_line(f"internal error: {type(exc).__name__}: {exc}"),
-        )
-    if result["status"] != STATUS_OK:
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        result = VideoResult.failed(job, error, internal=True, **facts)
+    if result.row.status != STATUS_OK:
         shutil.rmtree(work, ignore_errors=True)
     else:
         (work / "worker.pid").unlink()  # it says who is working on it; stats.json says who did
     return result
 
 
-def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> dict[str, Any]:
+def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> VideoResult:
     from polyp_rt.batch.record_sink import FrameRecordSink
     from polyp_rt.engines.registry import open_engine
     from polyp_rt.realtime.compose import compose
@@ -136,7 +134,12 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
         raise InputFileError(f"{job.input}: cannot read it ({exc.strerror or exc})") from exc
     config = job.run_config(work)
     with open_engine(
-        job.model, job.backend, job.device, fp16=job.fp16, cuda_graph=job.cuda_graph, threads=job.threads
+        config.model,
+        config.backend,
+        config.device,
+        fp16=config.fp16,
+        cuda_graph=config.cuda_graph,
+        threads=config.threads,
     ) as engine:
         sink = FrameRecordSink(work, progress=lambda frames: emit(FRAMES, frames=frames))
         with compose(config, engine, extra_sinks=[sink]) as pipeline:
@@ -150,7 +153,6 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
         if outcome.reason != "end of stream":
             raise PolypRtError(f"{job.input}: stopped before the end ({outcome.reason})")
         summary = outcome.stats.summary()
-        final = job.work_root.parent / job.name
         facts = run_facts(engine, pipeline, outcome)
         facts["batch"] = {
             "video": job.name,
@@ -161,8 +163,17 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
             "size": fingerprint.size,
             "sha256": fingerprint.sha256,
         }
+        final = job.work_root.parent / job.name
         document = _moved(strict(stats_document(config, facts)), str(work), str(final))
         write_stats_json(work / "stats.json", summary, document)
+    row = _write_episodes(job, work, sink, source.fps, summary["fps"])
+    return VideoResult(row, attempt, str(job.run.model), work, fingerprint)
+
+
+def _write_episodes(
+    job: VideoJob, work: Path, sink: FrameRecordSink, fps: float, fps_achieved: float
+) -> VideoRow:
+    """`episodes.json` of a finished video; its summary row."""
     tracker = sink.tracker
     episodes = [{**e.to_dict(), "thumbnail": sink.thumbnails.get(e.peak_frame)} for e in tracker.episodes]
     write_json(
@@ -171,29 +182,25 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
             "video": job.name,
             "input": str(job.input),
             "frames": sink.frames,
-            "fps": source.fps,
+            "fps": fps,
             "duration_s": tracker.duration_s,
             "polyp_s": tracker.polyp_s,
             "episodes": episodes,
         },
     )
-    return {
-        "status": STATUS_OK,
-        "error": "",
-        "frames": sink.frames,
-        "duration_s": tracker.duration_s,
-        "fps_achieved": summary["fps"],
-        "episodes": [e.to_dict() for e in tracker.episodes],
-        "thumbnails": [
+    return VideoRow(
+        job.name,
+        str(job.input),
+        status=STATUS_OK,
+        duration_s=tracker.duration_s,
+        frames=sink.frames,
+        fps_achieved=fps_achieved,
+        episodes=tracker.episodes,
+        thumbnails=[
             peak_thumbnail_path(job.name, e.peak_frame) if e.peak_frame in sink.thumbnails else None
             for e in tracker.episodes
         ],
-        "fingerprint": {
-            "size": fingerprint.size,
-            "mtime_ns": fingerprint.mtime_ns,
-            "sha256": fingerprint.sha256,
-        },
-    }
+    )
 
 
 def _moved(value: Any, old: str, new: str) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.options import Range
+from polyp_rt.core.signals import EXIT_CODES, INTERRUPTED, TERMINATED
 
 log = logging.getLogger("polyp_rt")
 
@@ -29,7 +30,10 @@ Real-time polyp segmentation on live colonoscopy video.
   polyp-rt --source video.mp4            run the live overlay (same as `polyp-rt run ...`)
   polyp-rt --source 0 --record out.mp4   a webcam or capture card, recorded
 """
-EPILOG = "Run `polyp-rt COMMAND --help` for a command's options. Exit codes: 0 ok, 1 internal error, 2 bad input, 130 Ctrl-C, 143 SIGTERM."
+EPILOG = (
+    "Run `polyp-rt COMMAND --help` for a command's options. Exit codes: 0 ok, 1 internal error, "
+    f"{PolypRtError.exit_code} bad input, {EXIT_CODES[INTERRUPTED]} Ctrl-C, {EXIT_CODES[TERMINATED]} SIGTERM."
+)
 
 
 def version() -> str:
@@ -226,6 +230,7 @@ EXTRAS = {
     "onnxscript": "train",
     "matplotlib": "train",
     "ray": "batch",
+    "jinja2": "batch",
     "openvino": "openvino",
     "tensorrt": "tensorrt",
 }
@@ -267,8 +272,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_CODES[INTERRUPTED]
     except Exception as exc:
         if args.debug:
             log.exception("details")

@@ -22,14 +22,15 @@ from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import Any
 
+from polyp_rt.core import signals
 from polyp_rt.core.errors import SourceError
+from polyp_rt.core.signals import SignalWatch, Stopped
 from polyp_rt.realtime.config import RunConfig
 from polyp_rt.realtime.frame import Frame, Stamp
 from polyp_rt.realtime.overlay import Hud, Overlay
 from polyp_rt.realtime.pauses import InterpreterPauses
-from polyp_rt.realtime.queues import EndOfStream, FrameQueue, Stopped
+from polyp_rt.realtime.queues import EndOfStream, FrameQueue
 from polyp_rt.realtime.sinks import Display, Sink
 from polyp_rt.realtime.sources import Source
 from polyp_rt.realtime.stage import InferenceStage
@@ -38,7 +39,7 @@ from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
 
-EXIT_CODES = {"end of stream": 0, "quit": 0, "max frames": 0, "interrupted": 130, "terminated": 143}
+EXIT_CODES = {"end of stream": 0, "quit": 0, "max frames": 0, **signals.EXIT_CODES}
 JOIN_TIMEOUT_S = 10.0
 IDLE_S = 0.25  # no frame for this long: keep the window responsive and show the status
 BACKOFF_S = 0.5  # before the first reconnect; doubles on each attempt
@@ -297,7 +298,7 @@ class Pipeline:
         self.stats.finish()
 
 
-class StopOnSignals:
+class StopOnSignals(SignalWatch):
     """While entered (in the main thread): Ctrl-C and SIGTERM stop the pipeline it watches.
 
     Enter it before the pipeline exists and `watch()` it once it does, so Ctrl-C while the run
@@ -307,12 +308,9 @@ class StopOnSignals:
     Before a pipeline is watched a signal does what it did before (Ctrl-C: KeyboardInterrupt).
     """
 
-    REASONS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
-
     def __init__(self, pipeline: Pipeline | None = None) -> None:
+        super().__init__()
         self.pipeline: Pipeline | None = None
-        self.interrupts = 0
-        self._saved: dict[int, Any] = {}
         if pipeline is not None:
             self.watch(pipeline)
 
@@ -320,37 +318,25 @@ class StopOnSignals:
         self.pipeline = pipeline
         pipeline.signals_watched = True
 
-    def __enter__(self) -> StopOnSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.REASONS:
-                self._saved[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._saved.items():
-            signal.signal(signum, handler)
-        self._saved.clear()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
+    def handle(self, signum: int, frame: FrameType | None) -> None:
         pipeline = self.pipeline
         if pipeline is None:  # nothing to stop yet
-            previous = self._saved.get(signum)
+            previous = self.saved.get(signum)
             if callable(previous):
                 previous(signum, frame)
                 return
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        if signum == signal.SIGINT:
-            self.interrupts += 1
+        super().handle(signum, frame)
         name = signal.Signals(signum).name
         if not pipeline.stop.is_set():
             log.warning("%s: stopping and finalising the recording", name)
-            pipeline.request_stop(self.REASONS[signum])
+            pipeline.request_stop(signals.REASONS[signum])
         elif self.interrupts >= 3:
             print("quit at once (third Ctrl-C): the recording keeps what was written", file=sys.stderr)
             sys.stderr.flush()
-            os._exit(130)
+            os._exit(signals.EXIT_CODES[signals.INTERRUPTED])
         elif signum == signal.SIGINT:
             log.warning(
                 "%s: still finalising the recording and the statistics; a third Ctrl-C quits at once", name

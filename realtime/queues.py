@@ -7,11 +7,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from polyp_rt.core.signals import Stopped
+
 T = TypeVar("T")
 
-
-class Stopped(Exception):
-    """The pipeline is stopping; the waiting thread should return."""
+__all__ = ["EndOfStream", "FrameQueue", "Stopped"]
 
 
 class EndOfStream(Exception):

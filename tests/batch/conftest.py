@@ -1,8 +1,9 @@
-"""A small fake batch archive on disk: rows for six videos and their peak-frame thumbnails."""
+"""A small fake batch archive on disk: rows for six videos and their peak-frame thumbnails; the
+options of a config dataclass, each changed in turn."""
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,50 @@ import cv2
 import numpy as np
 import pytest
 
-try:  # once batch/ is wired into pyproject.toml as polyp_rt.batch
-    from polyp_rt.batch.episodes import Episode
-    from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path
-except ImportError:  # until then: the repo root on sys.path, the room imported as `batch`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from batch.episodes import Episode  # type: ignore[no-redef]
-    from batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path  # type: ignore[no-redef]
+from polyp_rt.batch.episodes import Episode
+from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path
+
+# a different value for each pipeline option `polyp-rt batch` shares with `polyp-rt run` (the
+# model aside): the engine, the probability, the overlay and its polyp indicator
+PIPELINE_CHANGED: dict[str, object] = {
+    "backend": "openvino",
+    "device": "cpu",
+    "fp16": True,
+    "cuda_graph": True,
+    "threshold": 0.3,
+    "smoothing": 0.5,
+    "overlay.mask_alpha": 0.6,
+    "overlay.color": "255,0,0",
+    "overlay.contours": False,
+    "overlay.hud": False,
+    "overlay.presence_on": 2,
+    "overlay.presence_window": 6,
+    "overlay.presence_off": 4,
+    "overlay.min_area": 0.01,
+}
+
+
+def option_names(config_cls: type, prefix: str = "") -> set[str]:
+    """Every option of a config dataclass, a nested one's as "outer.inner"."""
+    names = set()
+    for f in dataclasses.fields(config_cls):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            names |= option_names(type(default), f"{f.name}.")
+        else:
+            names.add(prefix + f.name)
+    return names
+
+
+def changed(config: Any, name: str, value: object) -> Any:
+    """`config` with the option `name` ("outer.inner" for a nested one) set to `value`."""
+    outer, _, inner = name.partition(".")
+    if inner:
+        return dataclasses.replace(
+            config, **{outer: dataclasses.replace(getattr(config, outer), **{inner: value})}
+        )
+    return dataclasses.replace(config, **{name: value})
+
 
 # A name with every character HTML cares about.
 NASTY_NAME = "case 017 <sigmoid> & \"rectum\" 'b'"

@@ -27,10 +27,12 @@ except PolypRtError as missing:
 from polyp_rt.batch.config import BatchConfig  # noqa: E402
 from polyp_rt.batch.episodes import episodes, iter_frames_jsonl  # noqa: E402
 from polyp_rt.batch.events import FRAMES, STARTED, Event  # noqa: E402
-from polyp_rt.batch.inputs import Video  # noqa: E402
+from polyp_rt.batch.inputs import Video, collect  # noqa: E402
 from polyp_rt.batch.report import CSV_COLUMNS, VideoRow  # noqa: E402
-from polyp_rt.batch.runner import Watcher, run_batch  # noqa: E402
+from polyp_rt.batch.runner import Watcher, plan_batch, run_batch  # noqa: E402
 from polyp_rt.cli.main import main  # noqa: E402
+from tests.batch.conftest import PIPELINE_CHANGED, changed, option_names  # noqa: E402
+from tests.conftest import write_micro_onnx  # noqa: E402
 
 CLIP = {"frames": 48, "fps": 24, "width": 160, "height": 128}
 
@@ -235,6 +237,60 @@ def test_rerun_skips_finished_videos_and_redoes_changed_ones(
     third = run_batch(config([archive / "a.mp4", archive / "day2" / "a.mp4"], out, micro_onnx))
     assert third.exit_code == 0 and [r.status for r in third.rows] == ["skipped: unchanged"] * 2
     assert [r.name for r in third.rows] == ["a.mp4", "day2_a.mp4"], "names kept across runs"
+
+
+# a different value for every option of `polyp-rt batch` but its inputs and output folder, and
+# the options that do not change results (where and how fast the videos run)
+BATCH_CHANGED: dict[str, object] = {
+    **PIPELINE_CHANGED,
+    "record": True,
+    "masks": True,
+    "ray_address": "127.0.0.1:6379",
+    "workers": 3,
+    "cpus_per_task": 2.0,
+    "gpus_per_task": 1.0,
+    "retries": 0,
+}
+BATCH_NOT_RESULTS = {
+    "device",
+    "cuda_graph",
+    "ray_address",
+    "workers",
+    "cpus_per_task",
+    "gpus_per_task",
+    "retries",
+}
+
+
+def test_a_rerun_redoes_a_video_for_every_option_that_changes_results(
+    local_ray: None, clips: dict[str, Path], micro_onnx: Path, tmp_path: Path
+) -> None:
+    assert option_names(BatchConfig) == set(BATCH_CHANGED) | {"inputs", "out", "model"}, "classify it"
+    out = tmp_path / "out"
+    base = config([clips["a"]], out, micro_onnx)
+    assert run_batch(base).exit_code == 0
+    paths = collect(base.inputs, out)
+
+    def redone(other: BatchConfig) -> bool:
+        todo = list(plan_batch(other, out, paths).todo)
+        assert todo in ([], ["a.mp4"])
+        return todo == ["a.mp4"]
+
+    assert not redone(base)
+    for name, value in BATCH_CHANGED.items():
+        assert redone(changed(base, name, value)) == (name not in BATCH_NOT_RESULTS), name
+    assert redone(changed(base, "model", write_micro_onnx(tmp_path / "other.onnx", size=32)))
+
+    before = (out / "a.mp4" / "stats.json").read_bytes()
+    again = run_batch(changed(base, "workers", 1))
+    assert [r.status for r in again.rows] == ["skipped: unchanged"]
+    assert (out / "a.mp4" / "stats.json").read_bytes() == before
+    redo = run_batch(changed(base, "overlay.min_area", 0.05))
+    assert [r.status for r in redo.rows] == ["ok"] and redo.frames == CLIP["frames"]
+    settings = json.loads((out / "manifest.json").read_text())["videos"]["a.mp4"]["settings"]
+    assert settings["overlay"]["min_area"] == 0.05
+    stats = check_result_folder(out / "a.mp4", clips["a"], CLIP["frames"])
+    assert stats["config"]["overlay"]["min_area"] == 0.05, "the option reached the video's pipeline"
 
 
 def wait_on_process(pid: int, condition: Callable[[], bool], timeout: float) -> None:

@@ -168,7 +168,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(
 WAIT_THROUGH_CTRL_C = """
 import os, signal, sys, threading
 import ray
-from polyp_rt.batch.runner import Stopped, _stop_on_signals
+from polyp_rt.core.signals import SignalWatch, Stopped
 
 ray.init(address=sys.argv[1], log_to_driver=False)
 
@@ -178,7 +178,7 @@ def unfinished(seconds):
     threading.Event().wait(seconds)  # nothing sets it: a task still running when Ctrl-C comes
 
 
-with _stop_on_signals() as stop:
+with SignalWatch() as stop:  # as the batch driver watches, from after ray.init
     ref = unfinished.remote(30)
     threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
     for _ in range(60):  # Ctrl-C arrives in here, inside Ray's Cython code

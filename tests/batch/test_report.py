@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,29 +17,12 @@ import cv2
 import numpy as np
 import pytest
 
-try:  # once batch/ is wired into pyproject.toml as polyp_rt.batch
-    from polyp_rt.batch.report import (
-        CSV_COLUMNS,
-        VideoRow,
-        fmt_clock,
-        fmt_span,
-        render_report_html,
-        write_report_html,
-        write_summary_csv,
-    )
-except ImportError:  # until then: the repo root on sys.path, the room imported as `batch`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from batch.report import (  # type: ignore[no-redef]
-        CSV_COLUMNS,
-        VideoRow,
-        fmt_clock,
-        fmt_span,
-        render_report_html,
-        write_report_html,
-        write_summary_csv,
-    )
+from polyp_rt.batch.page import PageView, page_view, render, render_report_html, write_report_html
+from polyp_rt.batch.report import CSV_COLUMNS, VideoRow, fmt_clock, fmt_span, write_summary_csv
 
 NASTY = "case 017 <sigmoid> & \"rectum\" 'b'"
+# breaks out of an attribute (either quote) and of text, and runs a script if it is not escaped
+HOSTILE = "\"'><img src=x onerror=alert(1)>"
 Archive = tuple[Path, list[VideoRow]]
 
 
@@ -144,13 +127,77 @@ def test_text_is_escaped(tmp_path: Path) -> None:
 def test_nasty_name_is_escaped_in_text_and_attributes(fake_archive: Archive) -> None:
     out, rows = fake_archive
     html_text = render_report_html(out, rows)
-    assert (
-        NASTY not in html_text
-        and "case 017 &lt;sigmoid&gt; &amp; &quot;rectum&quot; &#x27;b&#x27;" in html_text
-    )
+    assert NASTY not in html_text
+    assert "case 017 &lt;sigmoid&gt; &amp; &#34;rectum&#34; &#39;b&#39;" in html_text
     page = Page(html_text)
     alts = [a["alt"] for a in page.all("img")]
     assert any(alt.startswith(f"{NASTY}.mkv, episode 1") for alt in alts)
+
+
+def no_injected_markup(html_text: str, page: Page, template_tags: set[str]) -> None:
+    """Nothing of HOSTILE became markup: no event handler, no tag the template does not write, no
+    image but the embedded thumbnails (or, where the page model itself was hostile, its escaped text)."""
+    assert "<img src=x" not in html_text
+    assert {t for t, _ in page.tags} <= template_tags
+    for tag, attributes in page.tags:
+        assert not [k for k in attributes if k.startswith("on")], (tag, attributes)
+        if tag == "img":
+            assert attributes["src"].startswith("data:image/jpeg;base64,") or attributes["src"] == HOSTILE
+
+
+def test_a_hostile_file_name_status_and_error_come_out_escaped(fake_archive: Archive) -> None:
+    out, rows = fake_archive
+    template_tags = {t for t, _ in Page(render_report_html(out, rows)).tags}
+    hostile = dataclasses.replace(
+        rows[0],
+        name=f"{HOSTILE}.mp4",
+        input_path=f"/in/{HOSTILE}/{HOSTILE}.mp4",
+        status=f"skipped: {HOSTILE}",
+        thumbnails=[f"../{HOSTILE}.jpg"] + rows[0].thumbnails[1:],
+    )
+    failed = dataclasses.replace(rows[-1], name=HOSTILE, input_path=HOSTILE, error=f"{HOSTILE}\n{HOSTILE}")
+    html_text = render_report_html(out, [hostile, *rows[1:-1], failed], title=HOSTILE)
+    page = Page(html_text)
+
+    no_injected_markup(html_text, page, template_tags)
+    texts = [t.strip() for t in page.text]
+    assert texts.count(HOSTILE) >= 4, "the title twice, the failed video's name in the list and its card"
+    assert f"{HOSTILE}.mp4" in texts and f"skipped: {HOSTILE}" in texts
+    assert f"{HOSTILE} {HOSTILE}" in texts, "the error, on one line, in the list and in its card"
+    assert f"/in/{HOSTILE}/{HOSTILE}.mp4" in page.body_text.replace("/ ", "/")
+    alts = [a["alt"] for a in page.all("img")]
+    assert any(alt.startswith(f"{HOSTILE}.mp4, episode 2") for alt in alts), "in attributes too"
+    assert f"{HOSTILE}.mp4 #1" in page.body_text, "the missing thumbnail named in the footer"
+
+
+def hostile_everywhere(value: object) -> object:
+    """`value` (the page model) with every string in it replaced by HOSTILE."""
+    if isinstance(value, str):
+        return HOSTILE
+    if isinstance(value, tuple):
+        return tuple(hostile_everywhere(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changed = {f.name: hostile_everywhere(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changed)
+    return value
+
+
+def test_every_value_the_template_writes_is_escaped(fake_archive: Archive) -> None:
+    out, rows = fake_archive
+    model = page_view(out, rows)
+    template_tags = {t for t, _ in Page(render(model)).tags}
+    evil = hostile_everywhere(model)
+    assert isinstance(evil, PageView) and evil.videos[0].timeline is not None
+    html_text = render(evil)
+    page = Page(html_text)
+
+    no_injected_markup(html_text, page, template_tags)
+    texts = [t.strip() for t in page.text]
+    assert texts.count(HOSTILE) >= 3 * len(model.cards), "each card's key, value and detail as text"
+    values = [v for _, attributes in page.tags for v in attributes.values()]
+    for attribute in ("title", "alt", "aria-label", "class"):
+        assert any(a.get(attribute) and HOSTILE in a[attribute] for _, a in page.tags), attribute
+    assert any(v == f"left:{HOSTILE}%" for v in values), "positions in style attributes"
 
 
 def test_thumbnails_are_small_jpegs(fake_archive: Archive) -> None:
