@@ -16,6 +16,11 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_MODEL = SAMPLES / "polyp_cpu.onnx"
 DEMO_MODEL_INT8 = SAMPLES / "polyp_cpu_int8.onnx"  # verified against DEMO_MODEL (samples/README.md)
 DEMO_CLIP = SAMPLES / "demo.mp4"
+# what --source takes, for people (its grammar is realtime/sources/spec.py)
+SOURCE_FORMS = (
+    "a video file, an image folder, a camera index (0) or /dev/videoN, an rtsp:// or http:// URL, "
+    "or synthetic:WxH@FPS (e.g. synthetic:640x480@30)"
+)
 
 
 def bundled_model_for(backend: str, device: str | None) -> Path:
@@ -64,11 +69,7 @@ class CaptureConfig:
 
 @dataclass
 class RunConfig:
-    source: str | None = option(
-        None,
-        "video file, camera index or /dev/videoN, rtsp:// or http:// URL, image folder, or synthetic:WxH@FPS",
-        metavar="SRC",
-    )
+    source: str | None = option(None, f"what to play: {SOURCE_FORMS}", metavar="SRC")
     model: Path = option(DEMO_MODEL, "checkpoint, ONNX or TensorRT engine", metavar="M")
     backend: str = option("auto", "inference backend (`polyp-rt info` lists them)")
     device: str | None = option(None, "cpu or cuda[:N] (default: the backend's GPU if it has one here)")
