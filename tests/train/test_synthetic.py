@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from polyp_rt.core.errors import DataError
-from polyp_rt.train import scenes
 from polyp_rt.train.scenes import ClipConfig, SceneConfig, SyntheticClip, synth_image
+from polyp_rt.train.scenes.render import render_scene
 from polyp_rt.train.synthetic import PanZoomClip, write_clip_masks, write_dataset
 
 KVASIR_5 = Path("/work/shared/data/kvasir-seg-5")
@@ -77,10 +77,8 @@ def test_mask_is_exactly_where_the_polyp_was_drawn() -> None:
     w, h = 96, 80
     site = np.array([[w / 2, h / 2]])
     cfg = SceneConfig()
-    plain, plain_spots, none = scenes._render_scene(
-        np.random.default_rng(5), w, h, 0, min(w, h), cfg, sites=site[:0]
-    )
-    img, spots, mask = scenes._render_scene(np.random.default_rng(5), w, h, 1, min(w, h), cfg, sites=site)
+    plain, plain_spots, none = render_scene(np.random.default_rng(5), w, h, 0, min(w, h), cfg, sites=site[:0])
+    img, spots, mask = render_scene(np.random.default_rng(5), w, h, 1, min(w, h), cfg, sites=site)
     assert not none.any() and _binary(mask) and mask.any()
     changed = np.any(img != plain, axis=2)
     assert not (changed & (mask == 0)).any(), "pixels outside the mask changed"
