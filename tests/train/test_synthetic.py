@@ -14,8 +14,6 @@ from polyp_rt.train.scenes import ClipConfig, SceneConfig, SyntheticClip, synth_
 from polyp_rt.train.scenes.render import render_scene
 from polyp_rt.train.synthetic import PanZoomClip, write_clip_masks, write_dataset
 
-KVASIR_5 = Path("/work/shared/data/kvasir-seg-5")
-
 
 def _binary(mask: np.ndarray) -> bool:
     return mask.dtype == np.uint8 and set(np.unique(mask).tolist()) <= {0, 255}
@@ -236,9 +234,11 @@ def test_pan_zoom_not_a_kvasir_folder(tmp_path: Path) -> None:
         PanZoomClip(tmp_path, 32, 32)
 
 
-@pytest.mark.skipif(not KVASIR_5.is_dir(), reason="real Kvasir sample not present")
-def test_pan_zoom_over_real_kvasir() -> None:
-    clip = PanZoomClip(KVASIR_5, 160, 128, seed=0, fps=5.0, seconds_per_image=1.0)
+def test_pan_zoom_over_real_kvasir(shared_data: Path) -> None:
+    kvasir = shared_data / "kvasir-seg-5"
+    if not kvasir.is_dir():
+        pytest.skip(f"real Kvasir sample not present at {kvasir}")
+    clip = PanZoomClip(kvasir, 160, 128, seed=0, fps=5.0, seconds_per_image=1.0)
     assert len(clip.pairs) > 0 and len(clip) == 5 * len(clip.pairs)
     seen = 0
     for img, mask in clip.frames():
