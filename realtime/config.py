@@ -69,7 +69,11 @@ class CaptureConfig:
 
 @dataclass
 class RunConfig:
-    source: str | None = option(None, f"what to play: {SOURCE_FORMS}", metavar="SRC")
+    source: str | None = option(
+        None,
+        f"what to play: {SOURCE_FORMS}; a URL's password or token opens the stream and is shown nowhere",
+        metavar="SRC",
+    )
     model: Path = option(DEMO_MODEL, "checkpoint, ONNX or TensorRT engine", metavar="M")
     backend: str = option("auto", "inference backend (`polyp-rt info` lists them)")
     device: str | None = option(None, "cpu or cuda[:N] (default: the backend's GPU if it has one here)")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from polyp_rt.core.errors import InputFileError
+from polyp_rt.core.redact import redact
 from polyp_rt.realtime.config import SOURCE_FORMS, CaptureConfig
 from polyp_rt.realtime.sources.base import Source
 from polyp_rt.realtime.sources.camera import CameraSource
@@ -51,5 +52,6 @@ def open_source(spec: str, options: CaptureConfig) -> Source:
     if path.is_dir():
         return ImageFolderSource(path, options)
     if not path.exists():
-        raise InputFileError(f"{spec}: no such file or folder; --source takes {SOURCE_FORMS}")
+        # redacted: a URL with a scheme we do not know (a typo) lands here, credentials and all
+        raise InputFileError(f"{redact(spec)}: no such file or folder; --source takes {SOURCE_FORMS}")
     return VideoFileSource(path, options)
