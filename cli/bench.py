@@ -24,6 +24,7 @@ from rich.table import Table
 from polyp_rt.cli.config import BenchConfig
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import to_json
+from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.timing import time_engine
 from polyp_rt.realtime.config import DEMO_MODEL, RunConfig
@@ -288,7 +289,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         engine_info = engine.describe()
     e2e_p50 = threaded["e2e_ms"]["p50"]
     return {
-        "source": config.source,
+        "source": redact(config.source),
         "model": str(model),
         "stages": stage,
         "engine": engine_info,
@@ -315,7 +316,7 @@ def bench_command(config: BenchConfig) -> int:
         console.print(
             stats_table(
                 report,
-                f"pipeline: {config.source} · {report['engine']['backend']} {report['engine']['device']}",
+                f"pipeline: {report['source']} · {report['engine']['backend']} {report['engine']['device']}",
             )
         )
         r = report["ratios"]

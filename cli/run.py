@@ -14,7 +14,7 @@ from polyp_rt.cli.report import console, stats_table, status_line
 from polyp_rt.core.errors import PolypRtError, RecorderError
 from polyp_rt.core.files import disk_full_hint
 from polyp_rt.engines.base import Engine
-from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, RunConfig, bundled_model_for
+from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, SOURCE_FORMS, RunConfig, bundled_model_for
 from polyp_rt.realtime.outputs import histogram_path
 from polyp_rt.realtime.pipeline import Outcome, Pipeline, StopOnSignals
 from polyp_rt.realtime.plots import plot_latency
@@ -32,9 +32,7 @@ def run_command(config: RunConfig) -> int:
 
     if not config.source:
         hint = f" (try the demo clip: polyp-rt --source {_shown(DEMO_CLIP)})" if DEMO_CLIP.is_file() else ""
-        raise PolypRtError(
-            f"no --source given: pass a video file, camera index, URL, image folder or synthetic:640x480@30{hint}"
-        )
+        raise PolypRtError(f"no --source given: pass {SOURCE_FORMS}{hint}")
     if Path(config.model) == DEMO_MODEL:
         config.model = bundled_model_for(config.backend, config.device)
     if not Path(config.model).is_file():

@@ -16,12 +16,13 @@ from polyp_rt.core.options import out_of_range
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.config import RunConfig
 from polyp_rt.realtime.outputs import check_run_paths
-from polyp_rt.realtime.overlay import Overlay, parse_color
+from polyp_rt.realtime.overlay import Overlay
 from polyp_rt.realtime.pipeline import Pipeline
 from polyp_rt.realtime.sinks import Display, MaskWriter, RecordingSink, Sink, TruthScorer
 from polyp_rt.realtime.sources import Source, open_source
 from polyp_rt.realtime.stage import InferenceStage
 from polyp_rt.realtime.stats import LatencyStats
+from polyp_rt.realtime.style import OverlayStyle
 from polyp_rt.realtime.threads import thread_plan
 
 
@@ -40,12 +41,13 @@ def compose(
     if not config.source:
         raise PolypRtError("no --source given")
     check_run_paths(config)  # before anything is opened for writing
+    overlay = Overlay(config.overlay)
     thread_plan(config.threads).apply()
     with ExitStack() as stack:  # on an error here, what was opened is closed again
         source = open_source(config.source, config.capture)
         source.open()
         stack.callback(source.close)
-        stage = make_stage(engine, config)
+        stage = make_stage(engine, config, overlay.style)
         stack.callback(stage.close)
         sinks = [*make_sinks(config, source, stack), *extra_sinks]
         for sink in extra_sinks:
@@ -53,7 +55,7 @@ def compose(
         pipeline = Pipeline(
             source,
             stage,
-            Overlay(config.overlay),
+            overlay,
             sinks,
             config,
             display=display,
@@ -64,15 +66,14 @@ def compose(
     return pipeline
 
 
-def make_stage(engine: Engine, config: RunConfig) -> InferenceStage:
-    """The GPU frame path for CUDA engines that take device tensors, the CPU path otherwise."""
+def make_stage(engine: Engine, config: RunConfig, style: OverlayStyle) -> InferenceStage:
+    """The GPU frame path for CUDA engines that take device tensors (drawing in the overlay's
+    `style`), the CPU path otherwise."""
     if engine.is_cuda and engine.device_tensors and config.stages != "cpu":
         from polyp_rt.realtime.gpu_stage import TorchStage
 
-        color, alpha = parse_color(config.overlay.color), config.overlay.mask_alpha
-        in_flight = 2 * config.queue_size + 4
-        outline = config.overlay.contours
-        return TorchStage(engine, config.threshold, config.smoothing, color, alpha, in_flight, outline)
+        in_flight = 2 * config.queue_size + 4  # frames in the queues and in each thread's hands
+        return TorchStage(engine, config.threshold, config.smoothing, style, in_flight)
     from polyp_rt.realtime.cpu_stage import CpuStage
 
     return CpuStage(engine, config.threshold, config.smoothing)

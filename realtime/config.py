@@ -16,6 +16,11 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_MODEL = SAMPLES / "polyp_cpu.onnx"
 DEMO_MODEL_INT8 = SAMPLES / "polyp_cpu_int8.onnx"  # verified against DEMO_MODEL (samples/README.md)
 DEMO_CLIP = SAMPLES / "demo.mp4"
+# what --source takes, for people (its grammar is realtime/sources/spec.py)
+SOURCE_FORMS = (
+    "a video file, an image folder, a camera index (0) or /dev/videoN, an rtsp:// or http:// URL, "
+    "or synthetic:WxH@FPS (e.g. synthetic:640x480@30)"
+)
 
 
 def bundled_model_for(backend: str, device: str | None) -> Path:
@@ -66,7 +71,7 @@ class CaptureConfig:
 class RunConfig:
     source: str | None = option(
         None,
-        "video file, camera index or /dev/videoN, rtsp:// or http:// URL, image folder, or synthetic:WxH@FPS",
+        f"what to play: {SOURCE_FORMS}; a URL's password or token opens the stream and is shown nowhere",
         metavar="SRC",
     )
     model: Path = option(DEMO_MODEL, "checkpoint, ONNX or TensorRT engine", metavar="M")

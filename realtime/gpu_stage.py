@@ -28,8 +28,10 @@ import torch.nn.functional as F
 
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.imaging import logit
+from polyp_rt.realtime.config import OverlayConfig
 from polyp_rt.realtime.frame import GPU_STEPS, Frame, Stamp
 from polyp_rt.realtime.stage import InferenceStage
+from polyp_rt.realtime.style import OverlayStyle, outline_width
 
 
 @dataclass
@@ -66,15 +68,16 @@ class SlotPool:
 
 
 class TorchStage(InferenceStage):
+    """Pre- and postprocessing in torch on the engine's device; the tint and outline drawn in
+    `style` (the overlay's own, so its toggles reach here), `in_flight` frames of buffers."""
+
     def __init__(
         self,
         engine: Engine,
         threshold: float | None = None,
         smoothing: float = 0.0,
-        color: tuple[int, int, int] = (0, 255, 0),
-        alpha: float = 0.4,
+        style: OverlayStyle | None = None,
         in_flight: int = 6,
-        outline: bool = True,
     ) -> None:
         super().__init__(engine, threshold, smoothing)
         if not engine.device_tensors:
@@ -91,9 +94,8 @@ class TorchStage(InferenceStage):
         self.mean = torch.tensor(c.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(c.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self.cutoff = float(logit(self.threshold))
-        self.color = torch.tensor(color, dtype=torch.float32, device=self.device)
-        self.alpha = alpha
-        self.outline = outline  # the overlay's contour toggle switches it
+        self.style = style or OverlayStyle.from_config(OverlayConfig())
+        self.color = torch.tensor(self.style.color, dtype=torch.float32, device=self.device)
         self.in_flight = in_flight
         self._pool: SlotPool | None = None
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -158,7 +160,7 @@ class TorchStage(InferenceStage):
             logits = self._infer_device(x)
             frame.stamp(Stamp.INFERRED)
             self._record(events, 2)
-            outline = self.outline
+            outline = self.style.contours
             mask, blended, numbers = self.postprocess(logits, rgb, outline)
             host_mask, host_blend, host_numbers = self._output_buffers(h, w)
             host_mask.copy_(mask, non_blocking=self.cuda)
@@ -216,7 +218,8 @@ class TorchStage(InferenceStage):
         if logits.shape[-2:] != (h, w):
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         mask = logits[0, 0] >= self.cutoff
-        tinted = (rgb.float() * (1 - self.alpha) + self.color * self.alpha).round_().to(torch.uint8)
+        alpha = self.style.alpha
+        tinted = (rgb.float() * (1 - alpha) + self.color * alpha).round_().to(torch.uint8)
         blended = torch.where(mask.unsqueeze(-1), tinted, rgb)
         if outline:
             edge = outline_band(mask, outline_width(h))
@@ -263,11 +266,6 @@ class TorchStage(InferenceStage):
         if self.cuda:
             torch.cuda.synchronize(self.device)
         self._pool, self._outputs, self._previous, self._area = None, [], None, None
-
-
-def outline_width(height: int) -> int:
-    """Line width of a mask outline on a frame this tall (as the CPU overlay draws it)."""
-    return max(2, height // 270)
 
 
 def outline_band(mask: torch.Tensor, width: int) -> torch.Tensor:

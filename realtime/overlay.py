@@ -11,18 +11,9 @@ import numpy as np
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.realtime.config import OverlayConfig
 from polyp_rt.realtime.frame import Frame
+from polyp_rt.realtime.style import OverlayStyle, outline_width
 
 INDICATOR_ON = (255, 200, 0)  # amber, RGB
-
-
-def parse_color(text: str) -> tuple[int, int, int]:
-    try:
-        r, g, b = (int(v) for v in text.split(","))
-    except ValueError as exc:
-        raise PolypRtError(f"--color {text!r}: write a colour as R,G,B, e.g. 0,255,0") from exc
-    if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise PolypRtError(f"--color {text!r}: each of R,G,B is 0..255")
-    return (r, g, b)
 
 
 class PresenceIndicator:
@@ -82,12 +73,13 @@ def outlines(mask: np.ndarray) -> list[np.ndarray]:
 
 
 class Overlay:
+    """Draws each frame's picture: the tint and outline in `style` (which the GPU stage shares),
+    the HUD and the polyp indicator."""
+
     def __init__(self, config: OverlayConfig) -> None:
         self.config = config
-        self.color = parse_color(config.color)
+        self.style = OverlayStyle.from_config(config)
         self.presence = PresenceIndicator(config.presence_on, config.presence_window, config.presence_off)
-        self.show_mask = config.mask_alpha > 0
-        self.show_contours = config.contours
 
     def draw(self, frame: Frame, hud: Hud) -> None:
         """Set frame.overlay (the annotated picture) and frame.polyp (the indicator after this frame).
@@ -103,16 +95,16 @@ class Overlay:
         return self._picture(frame, None, hud, frame.polyp)
 
     def _picture(self, frame: Frame, blended: np.ndarray | None, hud: Hud, present: bool) -> np.ndarray:
-        rgb, mask = frame.rgb, frame.mask
+        rgb, mask, style = frame.rgb, frame.mask, self.style
         assert mask is not None
-        if not self.show_mask:
+        if not style.mask:
             out = rgb.copy()
         elif blended is not None:
             out = blended
         else:
-            out = tint(rgb, mask, self.color, self.config.mask_alpha)
-        if self.show_contours and not (frame.outlined and out is blended):
-            cv2.drawContours(out, outlines(mask), -1, self.color, max(2, out.shape[0] // 270), cv2.LINE_AA)
+            out = tint(rgb, mask, style.color, style.alpha)
+        if style.contours and not (frame.outlined and out is blended):
+            cv2.drawContours(out, outlines(mask), -1, style.color, outline_width(out.shape[0]), cv2.LINE_AA)
         if self.config.hud:
             self._hud(out, hud, present)
         return out

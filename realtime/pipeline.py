@@ -275,11 +275,10 @@ class Pipeline:
     def _on_key(self, action: str | None) -> None:
         if action == "quit":
             self.request_stop("quit")
-        elif action == "contours":
-            self.overlay.show_contours = not self.overlay.show_contours
-            self.stage.outline = self.overlay.show_contours
+        elif action == "contours":  # the GPU stage draws in the same style
+            self.overlay.style.contours = not self.overlay.style.contours
         elif action == "mask":
-            self.overlay.show_mask = not self.overlay.show_mask
+            self.overlay.style.mask = not self.overlay.style.mask
 
     # ------------------------------------------------------------ bookkeeping
 

@@ -11,6 +11,8 @@ from dataclasses import asdict
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from polyp_rt.core.redact import redact
+
 if TYPE_CHECKING:
     from polyp_rt.engines.base import Engine
     from polyp_rt.realtime.config import RunConfig
@@ -66,8 +68,11 @@ def run_facts(engine: Engine, pipeline: Pipeline, outcome: Outcome) -> dict[str,
 
 
 def stats_document(config: RunConfig, facts: dict[str, Any]) -> dict[str, Any]:
-    """`run_facts` plus the configuration and the library versions: the stats JSON's extra keys."""
+    """`run_facts` plus the configuration (a stream URL redacted) and the library versions: the
+    stats JSON's extra keys."""
     from polyp_rt.realtime.threads import thread_plan
 
     threads = thread_plan(config.threads).to_json()
-    return {**facts, "config": asdict(config), "threads": threads, "versions": package_versions()}
+    settings = asdict(config)
+    settings["source"] = redact(config.source) if config.source else config.source
+    return {**facts, "config": settings, "threads": threads, "versions": package_versions()}

@@ -20,7 +20,14 @@ ALLOWED = {
     "cli": set(ROOMS),
 }
 # what the live loop may use of train/: torch-free modules only (the light install has no torch)
-REALTIME_FROM_TRAIN = {"polyp_rt.train.scenes", "polyp_rt.train.metrics", "polyp_rt.train.data"}
+SCENES = ("clip", "config", "fields", "polyps", "render", "tissue")
+REALTIME_FROM_TRAIN = {
+    "polyp_rt.train.scenes",
+    *(f"polyp_rt.train.scenes.{part}" for part in SCENES),
+    "polyp_rt.train.metrics",
+    "polyp_rt.train.data",
+}
+TORCH = {"torch", "torchvision", "segmentation_models_pytorch", "timm"}
 
 
 def modules() -> dict[str, Path]:
@@ -70,6 +77,26 @@ def test_a_room_imports_only_the_rooms_below_it(module):
         assert other in ALLOWED[room], f"{module} imports {target}: {room}/ may not import {other}/"
         if room == "realtime" and other == "train":
             assert target in REALTIME_FROM_TRAIN, f"{module} imports {target}, which needs torch"
+
+
+def test_what_the_live_loop_reaches_of_train_needs_no_torch():
+    """Every train module the live loop imports, directly or through another, is a torch-free one."""
+    reached: set[str] = set()
+    todo = [module for module in GRAPH if room_of(module) == "realtime"]
+    while todo:
+        for target in GRAPH[todo.pop()]:
+            if room_of(target) == "train" and target not in reached:
+                reached.add(target)
+                todo.append(target)
+    assert reached <= REALTIME_FROM_TRAIN, f"the live loop reaches {sorted(reached - REALTIME_FROM_TRAIN)}"
+    paths = modules()
+    for module in sorted(reached):
+        tree = ast.parse(paths[module].read_text())
+        names = {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
+        names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not {name.split(".")[0] for name in names} & TORCH, f"{module} imports torch"
 
 
 def test_no_import_cycles():

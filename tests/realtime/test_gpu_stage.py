@@ -14,9 +14,12 @@ from polyp_rt.realtime.compose import make_stage
 from polyp_rt.realtime.config import OverlayConfig, RunConfig
 from polyp_rt.realtime.cpu_stage import CpuStage
 from polyp_rt.realtime.frame import Frame, Stamp, now_ns
-from polyp_rt.realtime.gpu_stage import TorchStage, outline_band, outline_width
+from polyp_rt.realtime.gpu_stage import TorchStage, outline_band
 from polyp_rt.realtime.overlay import Hud, Overlay, tint
+from polyp_rt.realtime.style import OverlayStyle, outline_width
 from polyp_rt.train.scenes import SyntheticClip
+
+GREEN_NO_OUTLINE = OverlayStyle(color=(0, 255, 0), alpha=0.4, mask=True, contours=False)
 
 
 def frames(width, height, count=6):
@@ -27,7 +30,7 @@ def frames(width, height, count=6):
 @pytest.mark.parametrize(("width", "height"), [(160, 128), (333, 251)])
 def test_torch_stage_matches_cpu_stage_on_cpu_tensors(tiny_run, width, height):
     with open_engine(tiny_run / "best.pt", device="cpu") as engine:
-        cpu, torch_path = CpuStage(engine), TorchStage(engine, color=(0, 255, 0), alpha=0.4, outline=False)
+        cpu, torch_path = CpuStage(engine), TorchStage(engine, style=GREEN_NO_OUTLINE)
         for frame in frames(width, height):
             on_cpu = cpu(Frame(frame.index, frame.pts_s, frame.t_capture_ns, frame.rgb))
             a, a_prob = on_cpu.mask, on_cpu.max_prob
@@ -74,7 +77,7 @@ def distance_to_edge(mask):
 
 def test_torch_stage_draws_the_outline_and_the_overlay_leaves_it(tiny_run):
     with open_engine(tiny_run / "best.pt", device="cpu") as engine:
-        stage = TorchStage(engine, color=(0, 255, 0), alpha=0.4)
+        stage = TorchStage(engine)  # the flags' defaults: green at 0.4, outlined
     rgb = frames(320, 240, 1)[0].rgb
     logits = torch.where(torch.from_numpy(disc(64, 20)), 5.0, -5.0)[None, None]  # a disc at model size
     mask, blended, numbers = stage.postprocess(logits, torch.from_numpy(rgb), outline=True)
@@ -87,9 +90,25 @@ def test_torch_stage_draws_the_outline_and_the_overlay_leaves_it(tiny_run):
     overlay = Overlay(OverlayConfig(hud=False))
     overlay.draw(frame, Hud())
     assert frame.overlay is frame.blended and np.array_equal(frame.overlay, before)  # no second outline
-    overlay.show_mask = False  # the outline was drawn on the tinted picture: the plain one gets its own
+    overlay.style.mask = False  # the outline was drawn on the tinted picture: the plain one gets its own
     plain = overlay.redraw(frame, Hud())
     assert (plain[edge] == (0, 255, 0)).mean() > 0.3
+
+
+def test_the_stage_draws_in_the_overlays_style_and_follows_its_toggles(tiny_run):
+    """One style object: the window's keys switch the overlay and the GPU stage at once."""
+    overlay = Overlay(OverlayConfig(color="255,0,0", mask_alpha=0.5, hud=False))
+    rgb = np.full((64, 64, 3), 100, np.uint8)
+    logits = torch.where(torch.from_numpy(disc(64, 20)), 5.0, -5.0)[None, None]
+    with open_engine(tiny_run / "best.pt", device="cpu") as engine:
+        stage = TorchStage(engine, style=overlay.style)
+        assert stage.style is overlay.style
+        frame = stage(Frame(0, 0.0, now_ns(), rgb))
+        assert frame.outlined
+        overlay.style.contours = False  # the `c` key
+        assert not stage(Frame(1, 0.0, now_ns(), rgb)).outlined
+    _, blended, _ = stage.postprocess(logits, torch.from_numpy(rgb))
+    assert tuple(blended[32, 32].tolist()) == (178, 50, 50)  # 100 * 0.5 + (255, 0, 0) * 0.5, rounded
 
 
 @pytest.fixture
@@ -101,7 +120,7 @@ def cpu_and_cuda_stages(tiny_run):
         open_engine(tiny_run / "best.pt", device="cpu") as cpu_engine,
         open_engine(tiny_run / "best.pt", device="cuda:0") as gpu_engine,
     ):
-        gpu = make_stage(gpu_engine, RunConfig())
+        gpu = make_stage(gpu_engine, RunConfig(), Overlay(OverlayConfig()).style)
         yield CpuStage(cpu_engine), gpu
         gpu.close()
 

@@ -42,15 +42,15 @@ def test_draw_uses_the_gpu_tint_in_place_and_honours_the_toggles():
     rgb = np.full((240, 320, 3), 90, np.uint8)
     mask = disc_mask(240, 320, (160, 120), 40)
     overlay = Overlay(OverlayConfig(hud=False))
-    blended = tint(rgb, mask, overlay.color, 0.4)
+    blended = tint(rgb, mask, overlay.style.color, 0.4)
     frame = Frame(0, 0.0, now_ns(), rgb, mask=mask, blended=blended)
     overlay.draw(frame, Hud())
     out = frame.overlay
     assert out is blended
     assert (out[120, 160] != rgb[120, 160]).any()  # tinted centre
     edge = out[116:125, 116:125]  # around the disc's left edge, (120, 120)
-    assert np.all(edge == overlay.color, axis=-1).any()  # the outline
-    overlay.show_mask, overlay.show_contours = False, False
+    assert np.all(edge == overlay.style.color, axis=-1).any()  # the outline
+    overlay.style.mask, overlay.style.contours = False, False
     overlay.draw(frame, Hud())
     assert np.array_equal(frame.overlay, rgb) and frame.overlay is not rgb
 

@@ -3,6 +3,7 @@ HTTP video server that misbehaves on cue, and checks that a recording was finali
 
 from __future__ import annotations
 
+import base64
 import http.server
 import os
 import signal
@@ -155,16 +156,28 @@ class StreamServer:
     "full": the whole stream; "cut": the first third, then the connection is closed;
     "stall": the first third, then nothing while the connection stays open. After the
     plan's last connection with `gone=True` the server closes its socket (connection refused).
+    With `credentials` ("user:password") it asks for HTTP Basic authentication first, as a
+    camera's server does; `requests` holds (path with query, Authorization) of each request.
     """
 
-    def __init__(self, stream: bytes, plan: list[str], gone: bool = False) -> None:
+    def __init__(self, stream: bytes, plan: list[str], gone: bool = False, credentials: str = "") -> None:
         self.stream, self.plan, self.gone = stream, plan, gone
         self.connections = 0
+        self.requests: list[tuple[str, str]] = []
         self.release = threading.Event()  # ends the stalls
+        expected = "Basic " + base64.b64encode(credentials.encode()).decode() if credentials else ""
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                given = self.headers.get("Authorization", "")
+                server.requests.append((self.path, given))
+                if given != expected:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 index = server.connections
                 server.connections += 1
                 what = server.plan[min(index, len(server.plan) - 1)]
@@ -210,8 +223,8 @@ def ts_stream(tmp_path_factory) -> bytes:
 def stream_server(ts_stream) -> Iterator[Callable[..., StreamServer]]:
     servers: list[StreamServer] = []
 
-    def start(plan: list[str], gone: bool = False) -> StreamServer:
-        servers.append(StreamServer(ts_stream, plan, gone))
+    def start(plan: list[str], gone: bool = False, credentials: str = "") -> StreamServer:
+        servers.append(StreamServer(ts_stream, plan, gone, credentials))
         return servers[-1]
 
     yield start

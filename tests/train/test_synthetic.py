@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 from polyp_rt.core.errors import DataError
-from polyp_rt.train import scenes
 from polyp_rt.train.scenes import ClipConfig, SceneConfig, SyntheticClip, synth_image
+from polyp_rt.train.scenes.render import render_scene
 from polyp_rt.train.synthetic import PanZoomClip, write_clip_masks, write_dataset
-
-KVASIR_5 = Path("/work/shared/data/kvasir-seg-5")
 
 
 def _binary(mask: np.ndarray) -> bool:
@@ -77,10 +75,8 @@ def test_mask_is_exactly_where_the_polyp_was_drawn() -> None:
     w, h = 96, 80
     site = np.array([[w / 2, h / 2]])
     cfg = SceneConfig()
-    plain, plain_spots, none = scenes._render_scene(
-        np.random.default_rng(5), w, h, 0, min(w, h), cfg, sites=site[:0]
-    )
-    img, spots, mask = scenes._render_scene(np.random.default_rng(5), w, h, 1, min(w, h), cfg, sites=site)
+    plain, plain_spots, none = render_scene(np.random.default_rng(5), w, h, 0, min(w, h), cfg, sites=site[:0])
+    img, spots, mask = render_scene(np.random.default_rng(5), w, h, 1, min(w, h), cfg, sites=site)
     assert not none.any() and _binary(mask) and mask.any()
     changed = np.any(img != plain, axis=2)
     assert not (changed & (mask == 0)).any(), "pixels outside the mask changed"
@@ -238,9 +234,11 @@ def test_pan_zoom_not_a_kvasir_folder(tmp_path: Path) -> None:
         PanZoomClip(tmp_path, 32, 32)
 
 
-@pytest.mark.skipif(not KVASIR_5.is_dir(), reason="real Kvasir sample not present")
-def test_pan_zoom_over_real_kvasir() -> None:
-    clip = PanZoomClip(KVASIR_5, 160, 128, seed=0, fps=5.0, seconds_per_image=1.0)
+def test_pan_zoom_over_real_kvasir(shared_data: Path) -> None:
+    kvasir = shared_data / "kvasir-seg-5"
+    if not kvasir.is_dir():
+        pytest.skip(f"real Kvasir sample not present at {kvasir}")
+    clip = PanZoomClip(kvasir, 160, 128, seed=0, fps=5.0, seconds_per_image=1.0)
     assert len(clip.pairs) > 0 and len(clip) == 5 * len(clip.pairs)
     seen = 0
     for img, mask in clip.frames():
