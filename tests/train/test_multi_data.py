@@ -58,12 +58,12 @@ def test_polyp_free_images_can_be_shown_more_often(presplit, tmp_path):
     import torch
 
     from polyp_rt.engines.models import contract_for, model_config
-    from polyp_rt.train.trainer import _loaders, load_data
+    from polyp_rt.train.run_data import load_data, make_loaders
 
     config = tiny_train_config([presplit], tmp_path, polyp_free_repeats=3)
     sets = load_data(config)
     contract = contract_for(model_config("cpu", "mobilenet_v2", 64))
-    train_loader, val = _loaders(sets, contract, config, torch.device("cpu"))
+    train_loader, val = make_loaders(sets, contract, config, torch.device("cpu"))
     # 8 train images, one of them polyp-free shown 3 times: 10 a epoch; validation untouched
     assert len(train_loader.dataset) == 10 and len(val["presplit"].dataset) == 3
 
@@ -91,7 +91,7 @@ def test_a_missing_or_empty_data_set_is_one_line_naming_it(kvasir_dir, tmp_path,
 def test_a_validation_split_without_a_polyp_is_refused(tmp_path, make_pair, caplog):
     import cv2
 
-    from polyp_rt.train.trainer import load_data
+    from polyp_rt.train.run_data import load_data
 
     root = tmp_path / "d"
     for split in ("train", "val", "test"):
@@ -103,7 +103,7 @@ def test_a_validation_split_without_a_polyp_is_refused(tmp_path, make_pair, capl
 
 
 def test_the_same_data_set_twice_is_refused(kvasir_dir, tmp_path):
-    from polyp_rt.train.trainer import load_data
+    from polyp_rt.train.run_data import load_data
 
     with pytest.raises(PolypRtError, match="given twice"):
         load_data(tiny_train_config([kvasir_dir, kvasir_dir / "."], tmp_path))

@@ -123,7 +123,8 @@ def test_amp_on_a_cpu_trains_in_bfloat16_where_the_cpu_has_it(synthetic_data, tm
     import torch
 
     from polyp_rt.train.config import TrainConfig
-    from polyp_rt.train.trainer import native_bfloat16, train
+    from polyp_rt.train.epochs import native_bfloat16
+    from polyp_rt.train.trainer import train
 
     config = tiny_train_config(synthetic_data, tmp_path, epochs=1, device="cpu", amp=True)
     with caplog.at_level("WARNING", logger="polyp_rt"):
