@@ -41,7 +41,7 @@ def command(args: list[str]) -> list[str]:
 
 def environment(**extra: str) -> dict[str, str]:
     """The tests' environment for a `polyp-rt` process: a wide terminal (no folded names)."""
-    return {**os.environ, "COLUMNS": "250", **extra}
+    return {**os.environ, "COLUMNS": "1000", **extra}
 
 
 def polyp_rt(
