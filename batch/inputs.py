@@ -203,6 +203,9 @@ def name_videos(paths: list[Path], known: Mapping[str, str]) -> list[Video]:
     named: dict[Path, str] = {}
     for path in paths:
         name = by_input.pop(printable(path), None)  # a name goes to one input
+        real = printable(path.resolve())
+        if name is None and by_input.get(real) == printable(path.name):
+            name = by_input.pop(real)  # recorded under its real path, as polyp-rt once did
         if name is not None:
             named[path] = name
     for path in paths:

@@ -177,7 +177,9 @@ class Manifest:
         """The entry of `name` if its result is in place and `path` is unchanged since, with the
         same `settings`; else None. A matching SHA-256 under a new time updates the time."""
         entry = self.videos.get(name)
-        if entry is None or entry.get("input") != printable(path) or entry.get("settings") != settings:
+        if entry is None or entry.get("settings") != settings:
+            return None
+        if entry.get("input") not in (printable(path), printable(path.resolve())):  # see name_videos
             return None
         if not (out_dir / name).is_dir():
             return None
@@ -194,8 +196,9 @@ class Manifest:
                 return None
             if not same:
                 return None
-            log.info("%s: modification time changed, content did not: still finished", path)
+            log.info("%s: modification time changed, content did not: still finished", printable(path))
             entry["mtime_ns"] = st.st_mtime_ns
+        entry["input"] = printable(path)  # as named now
         return entry
 
     def record(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from polyp_rt.batch.manifest import Fingerprint, sha256_of
+from polyp_rt.batch.inputs import name_videos
+from polyp_rt.batch.manifest import Fingerprint, Manifest, sha256_of
 from polyp_rt.core.errors import InputFileError
 from tests.reliability.batch_cli import make_clip, polyp_rt
 
@@ -106,3 +107,29 @@ def test_a_fifo_is_refused_before_a_byte_is_read(tmp_path: Path) -> None:
     assert not thread.is_alive(), "waited on the FIFO"
     assert len(errors) == 2 and all(isinstance(e, InputFileError) for e in errors)
     assert str(errors[0]) == f"{fifo}: a FIFO (named pipe), not a regular file"
+
+
+def test_results_recorded_under_the_real_path_keep_their_name_through_a_linked_folder(tmp_path: Path) -> None:
+    """An output folder written when inputs were recorded under their real path: an archive
+    reached through a linked folder (/data -> /nfs) keeps its names and results; a link of another
+    name to the same file is a video of its own."""
+    real = tmp_path / "nfs" / "archive" / "a.mp4"
+    real.parent.mkdir(parents=True)
+    real.write_bytes(b"a recording")
+    (tmp_path / "data").symlink_to(tmp_path / "nfs")
+    given = tmp_path / "data" / "archive" / "a.mp4"
+    (tmp_path / "case_0141.mp4").symlink_to(real)
+    known = {"a.mp4": str(real)}
+    assert [v.name for v in name_videos([given, tmp_path / "case_0141.mp4"], known)] == [
+        "a.mp4",
+        "case_0141.mp4",
+    ]
+
+    out = tmp_path / "out"
+    (out / "a.mp4").mkdir(parents=True)
+    mark = Fingerprint.of(real)
+    entry = {"input": str(real), "size": mark.size, "mtime_ns": mark.mtime_ns, "sha256": mark.sha256}
+    manifest = Manifest(out / "manifest.json", {"a.mp4": {**entry, "settings": {"threshold": 0.5}}})
+    assert manifest.finished("a.mp4", given, {"threshold": 0.5}, out) is not None, "still finished"
+    assert manifest.videos["a.mp4"]["input"] == str(given), "recorded as named from now on"
+    assert manifest.finished("a.mp4", tmp_path / "case_0141.mp4", {"threshold": 0.5}, out) is None
