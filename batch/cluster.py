@@ -3,8 +3,11 @@
 Started here (no address), Ray runs in its single-machine mode: every server it starts listens on
 127.0.0.1 only, and no dashboard starts. With an address it joins that cluster and leaves it
 running (a cluster on 127.0.0.1, as the tests start one, is joined in the same single-machine
-mode). Ray's own token authentication, where the cluster uses it, needs no code here: the
-`RAY_AUTH_MODE` / `RAY_AUTH_TOKEN_PATH` environment reaches `ray.init`.
+mode). An embedded Ray is shut down on every way out the driver has: its end, an error, Ctrl-C,
+SIGTERM or SIGHUP (core/signals.py), even while Ray starts; a driver killed with SIGKILL leaves
+Ray's two agents for about a minute (docs/BATCH.md). Ray's own token authentication, where the
+cluster uses it, needs no code here: the `RAY_AUTH_MODE` / `RAY_AUTH_TOKEN_PATH` environment
+reaches `ray.init`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.signals import SignalWatch
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +57,12 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[Mo
         return
     if host_port is not None:
         _reachable(address or "", *host_port)
-    start_ray(ray, address, num_cpus)
     try:
+        start_ray(ray, address, num_cpus)  # Ctrl-C while Ray starts: what started is stopped
         yield ray
     finally:
-        ray.shutdown()
+        with SignalWatch():  # a signal while Ray stops is noted, not raised: it stops whole
+            ray.shutdown()
 
 
 def start_ray(ray: ModuleType, address: str | None, num_cpus: int | None = None) -> None:

@@ -31,14 +31,18 @@ class BatchConfig:
     inputs: list[Path] = option(
         [],
         "video files, folders (searched for videos, sub-folders too) or text files (.txt, .list) "
-        "listing one path per line",
+        "listing one path per line; each video is named as given (a symbolic link after itself); "
+        "what is not a regular file (a FIFO, a device, a broken link) and the outputs of earlier "
+        "batches (a folder holding a polyp-rt manifest.json) are skipped, each with one line",
         flag="inputs",
         nargs="+",
         metavar="INPUT",
     )
     out: Path | None = option(
         None,
-        "output folder: one sub-folder per video, summary.csv, report.html, manifest.json",
+        "output folder: one sub-folder per video, summary.csv, report.html, manifest.json (a "
+        "manifest naming a folder outside DIR, e.g. ../x, is refused and nothing is touched); "
+        "files are made with the permissions your umask gives",
         flag=("-o", "--out"),
         metavar="DIR",
         required=True,

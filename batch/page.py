@@ -3,7 +3,8 @@ Jinja2 template ``templates/report.html`` with autoescaping on, so every value (
 error, a status) reaches the page escaped.
 
 The page needs nothing but itself: CSS inline, thumbnails embedded as small JPEG data URIs, no
-scripts, no network. It is written to a temporary name beside the target and renamed when complete.
+scripts, no network. The rows' texts are printable already (batch/report.py); the output folder's
+path is made so here. It is written atomically (`core.files.write_atomic`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polyp_rt.core.files import write_atomic
+from polyp_rt.core.names import printable
+
 from .episodes import Episode
-from .report import VideoRow, fmt_clock, fmt_hms, fmt_pct, fmt_span, one_line, rows_of, write_atomic
+from .report import VideoRow, fmt_clock, fmt_hms, fmt_pct, fmt_span, one_line, rows_of
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -183,7 +187,7 @@ def page_view(
     when = (generated or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
     missing: list[str] = []
     videos = tuple(_video(i, row, out_dir, missing) for i, row in enumerate(rows, 1))
-    return PageView(title, when, str(out_dir), _cards(rows, elapsed_s), videos, tuple(missing))
+    return PageView(title, when, printable(out_dir), _cards(rows, elapsed_s), videos, tuple(missing))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,12 @@ its worker achieved, a one-line error, and, where it was processed, its episodes
 each episode's peak-frame thumbnail relative to the output folder (by convention
 ``<video>/peaks/<peak frame, 6 digits>.jpg``, see `peak_thumbnail_path`).
 
-The CSV is written to a temporary name beside the target and renamed when complete.
+Every text a row holds (name, input, status, error) is printable (`core.names.printable`), so a
+file name that is not UTF-8, or holds terminal control characters, comes out escaped in the CSV,
+the page and the terminal alike. A CSV cell that a spreadsheet would take for a formula (it starts
+with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, OWASP's list) is written with a
+leading apostrophe, as spreadsheets expect; numbers stay numbers. The CSV is written atomically
+(`core.files.write_atomic`).
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from polyp_rt.core.files import write_atomic
+from polyp_rt.core.names import printable
 
 from .episodes import Episode
 
@@ -40,6 +47,8 @@ CSV_COLUMNS = (
     "error",
 )
 ERROR_MAX_CHARS = 400
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as a formula
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def peak_thumbnail_path(video: str, peak_frame: int) -> str:
@@ -48,8 +57,9 @@ def peak_thumbnail_path(video: str, peak_frame: int) -> str:
 
 
 def one_line(text: str | None, limit: int = ERROR_MAX_CHARS) -> str:
-    """`text` on one line (whitespace runs, newlines included, become one space), at most `limit` chars."""
-    flat = " ".join((text or "").split())
+    """`text` on one line (whitespace runs, newlines included, become one space), printable, at
+    most `limit` chars."""
+    flat = printable(" ".join((text or "").split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -81,6 +91,8 @@ class VideoRow:
         self.thumbnails = list(self.thumbnails)
         if not self.thumbnails:
             self.thumbnails = [peak_thumbnail_path(self.name, e.peak_frame) for e in self.episodes]
+        self.name, self.input_path = printable(self.name), printable(self.input_path)
+        self.status, self.error = printable(self.status), one_line(self.error)
         if len(self.thumbnails) != len(self.episodes):
             raise ValueError(
                 f"video {self.name!r}: {len(self.thumbnails)} thumbnails for {len(self.episodes)} episodes"
@@ -95,6 +107,12 @@ class VideoRow:
         if status == "skipped" or status.startswith("skipped:"):
             return "skipped"
         return "other"
+
+    @property
+    def processed(self) -> bool:
+        """Whether the video went through the pipeline (now or before): not failed, not an input
+        skipped unopened (its duration unknown)."""
+        return self.kind != "failed" and (self.kind == "ok" or self.duration_s is not None)
 
     @property
     def episode_count(self) -> int:
@@ -155,22 +173,6 @@ def rows_of(rows: Iterable[VideoRow | Mapping[str, Any]]) -> list[VideoRow]:
     return [r if isinstance(r, VideoRow) else VideoRow.from_dict(r) for r in rows]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------------------------
 # CSV
 
@@ -179,24 +181,32 @@ def _num(value: float | None, digits: int) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def csv_text(text: str) -> str:
+    """A text cell as spreadsheets read it safely: one that starts like a formula gets a leading
+    apostrophe (shown as text, not run), unless it is a number (``-1.5`` stays a number)."""
+    if text.startswith(FORMULA_START) and not NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def write_summary_csv(rows: Iterable[VideoRow | Mapping[str, Any]], path: str | Path) -> Path:
     """``summary.csv``: a header (`CSV_COLUMNS`) and one row per video, in the order given."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows_of(rows):
-        failed = row.kind == "failed"  # episodes unknown, not zero
+        failed = not row.processed  # episodes unknown, not zero
         writer.writerow(
             [
-                row.name,
-                row.input_path,
-                row.status,
+                csv_text(row.name),
+                csv_text(row.input_path),
+                csv_text(row.status),
                 _num(row.duration_s, 3),
                 row.frames,
                 _num(row.fps_achieved, 2),
                 "" if failed else row.episode_count,
                 "" if failed else _num(row.polyp_s, 3),
-                one_line(row.error),
+                csv_text(row.error),
             ]
         )
     path = Path(path)

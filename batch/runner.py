@@ -3,6 +3,8 @@
     inputs -> names -> manifest (skip finished, unchanged videos) -> one Ray task per video
            -> result folders moved into place, manifest entry written -> summary.csv, report.html
 
+(Inputs that are not regular files, or lie in an earlier batch's output, are skipped rows.)
+
 The driver is the only writer of the output folder's top level: a task works in
 `DIR/.work/<name>.attempt<N>/` and the driver renames that folder to `DIR/<name>/` when the
 task's result arrives (Ray delivers one result per task, however often it reran it), then records
@@ -33,7 +35,7 @@ from typing import Any
 
 from polyp_rt.batch.config import BatchConfig
 from polyp_rt.batch.events import Event
-from polyp_rt.batch.inputs import Video, collect, name_videos
+from polyp_rt.batch.inputs import Refused, Video, collect, name_videos
 from polyp_rt.batch.manifest import Manifest, settings_of
 from polyp_rt.batch.report import STATUS_OK, STATUS_SKIPPED, VideoRow
 from polyp_rt.batch.worker import VideoJob, VideoResult, read_episodes
@@ -118,10 +120,10 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
     from polyp_rt.engines.registry import read_contract
 
     read_contract(config.model)  # a bad model is one line now, not a failure per video
-    paths = collect(config.inputs, out)
+    inputs = collect(config.inputs, out)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out / ".lock"):
-        return _run_locked(config, out, paths, watcher)
+        return _run_locked(config, out, inputs.videos, inputs.refused, watcher)
 
 
 def plan_batch(config: BatchConfig, out: Path, paths: list[Path]) -> Plan:
@@ -140,10 +142,12 @@ def plan_batch(config: BatchConfig, out: Path, paths: list[Path]) -> Plan:
     return plan
 
 
-def _run_locked(config: BatchConfig, out: Path, paths: list[Path], watcher: Watcher) -> BatchResult:
+def _run_locked(
+    config: BatchConfig, out: Path, paths: list[Path], refused: list[Refused], watcher: Watcher
+) -> BatchResult:
+    plan = plan_batch(config, out, paths)  # a manifest that is not this folder's: nothing touched
     work_root = out / ".work"
     shutil.rmtree(work_root, ignore_errors=True)  # left by a killed run: never a result
-    plan = plan_batch(config, out, paths)
     if plan.rows:
         plan.manifest.save()  # a time updated for a file whose content did not change
     plan.manifest.forget(list(plan.todo))
@@ -161,6 +165,9 @@ def _run_locked(config: BatchConfig, out: Path, paths: list[Path], watcher: Watc
     unfinished = STATUS_INTERRUPTED if failure is None else "skipped: the batch failed"
     result.rows = [
         plan.rows.get(v.name) or VideoRow(v.name, str(v.path), status=unfinished) for v in plan.videos
+    ]
+    result.rows += [
+        VideoRow(r.path.name, str(r.path), status=f"skipped: {r.what}", error=r.why) for r in refused
     ]
     from polyp_rt.batch.page import write_report_html
     from polyp_rt.batch.report import write_summary_csv

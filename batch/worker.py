@@ -26,6 +26,7 @@ from polyp_rt.batch.manifest import Fingerprint
 from polyp_rt.batch.report import STATUS_FAILED, STATUS_OK, VideoRow, one_line, peak_thumbnail_path
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.files import strict, write_json
+from polyp_rt.core.names import printable
 from polyp_rt.realtime.config import RunConfig
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> 
     except PolypRtError as exc:
         result = VideoResult.failed(job, f"{type(exc).__name__}: {exc}", **facts)
     except Exception as exc:  # a bug: this video fails, the batch goes on and exits 1
-        log.exception("%s: internal error", job.input)
+        log.exception("%s: internal error", printable(job.input))
         error = f"internal error: {type(exc).__name__}: {exc}"
         result = VideoResult.failed(job, error, internal=True, **facts)
     if result.row.status != STATUS_OK:
@@ -156,7 +157,7 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
         facts = run_facts(engine, pipeline, outcome)
         facts["batch"] = {
             "video": job.name,
-            "input": str(job.input),
+            "input": printable(job.input),
             "attempt": attempt,
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -180,7 +181,7 @@ def _write_episodes(
         work / "episodes.json",
         {
             "video": job.name,
-            "input": str(job.input),
+            "input": printable(job.input),
             "frames": sink.frames,
             "fps": fps,
             "duration_s": tracker.duration_s,

@@ -1,18 +1,25 @@
-"""`polyp-rt batch`: progress bars over videos and frames while the batch runs, a closing table."""
+"""`polyp-rt batch`: progress bars over videos and frames while the batch runs, a closing table.
+
+The table's texts are plain `Text` or escaped (a name such as ``case[red].mp4`` is not rich markup);
+names, errors and paths in it are printable already (batch/report.py) or made so here.
+"""
 
 from __future__ import annotations
 
 import time
 
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from rich.text import Text
 
 from polyp_rt.batch.config import BatchConfig
 from polyp_rt.batch.events import STARTED, Event
 from polyp_rt.batch.inputs import Video
 from polyp_rt.batch.report import VideoRow, fmt_clock, fmt_span, one_line
-from polyp_rt.batch.runner import BatchResult, Watcher
+from polyp_rt.batch.runner import STATUS_INTERRUPTED, BatchResult, Watcher
 from polyp_rt.cli.report import console
+from polyp_rt.core.names import printable
 from polyp_rt.core.progress import progress_bar
 
 TABLE_ROWS = 40  # videos listed in the closing table; summary.csv has them all
@@ -28,7 +35,7 @@ def batch_command(config: BatchConfig) -> int:
         result = run_batch(config, ProgressBars(progress))
     console.print(closing_table(result))
     if result.interrupted:
-        left = result.count("skipped") - sum(r.status == "skipped: unchanged" for r in result.rows)
+        left = sum(r.status == STATUS_INTERRUPTED for r in result.rows)
         console.print(
             f"{result.interrupted}: {left} video(s) not finished; run the same command again to resume"
         )
@@ -87,7 +94,8 @@ class ProgressBars(Watcher):
 
 
 def closing_table(result: BatchResult) -> Table:
-    table = Table(title=f"polyp-rt batch · {result.out_dir}")
+    out = printable(result.out_dir)
+    table = Table(title=escape(f"polyp-rt batch · {out}"))
     table.add_column("video", overflow="fold", min_width=10)
     table.add_column("status", min_width=7)
     for column in ("frames", "duration", "frames/s", "episodes", "polyp time"):
@@ -96,17 +104,17 @@ def closing_table(result: BatchResult) -> Table:
     shown = [r for r in result.rows if r.kind == "failed"]
     shown += [r for r in result.rows if r.kind != "failed"][: max(0, TABLE_ROWS - len(shown))]
     for row in sorted(shown, key=result.rows.index):
-        failed = row.kind == "failed"
+        unknown = not row.processed  # failed, or skipped unopened: no episodes to count
         table.add_row(
-            row.name,
-            row.status,
+            Text(row.name),
+            Text(row.status),
             f"{row.frames:,}" if row.frames else "",
             fmt_clock(row.duration_s) if row.duration_s is not None else "",
             f"{row.fps_achieved:,.1f}" if row.fps_achieved else "",
-            "" if failed else str(row.episode_count),
-            "" if failed else fmt_span(row.polyp_s),
-            one_line(row.error, ERROR_CHARS),
-            style="red" if failed else ("dim" if row.kind == "skipped" else None),
+            "" if unknown else str(row.episode_count),
+            "" if unknown else fmt_span(row.polyp_s),
+            Text(one_line(row.error, ERROR_CHARS)),
+            style="red" if row.kind == "failed" else ("dim" if row.kind == "skipped" else None),
         )
     counts = f"{result.count('ok')} ok, {result.count('failed')} failed, {result.count('skipped')} skipped"
     more = len(result.rows) - len(shown)
@@ -116,9 +124,9 @@ def closing_table(result: BatchResult) -> Table:
             f" · {result.frames:,} frames in {fmt_clock(result.elapsed_s)} = "
             f"{result.frames / result.elapsed_s:,.1f} frames/s over {result.workers} workers"
         )
-    table.caption = (
+    table.caption = escape(
         f"{len(result.rows)} videos: {counts}{speed}"
         + (f" · {more} more rows in summary.csv" if more > 0 else "")
-        + f"\n{result.out_dir / 'summary.csv'} · {result.out_dir / 'report.html'}"
+        + f"\n{out}/summary.csv · {out}/report.html"
     )
     return table

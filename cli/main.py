@@ -19,8 +19,9 @@ from importlib import metadata
 from typing import Any
 
 from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.names import printable
 from polyp_rt.core.options import Range
-from polyp_rt.core.signals import EXIT_CODES, INTERRUPTED, TERMINATED
+from polyp_rt.core.signals import EXIT_CODES, HUNG_UP, INTERRUPTED, TERMINATED
 
 log = logging.getLogger("polyp_rt")
 
@@ -32,7 +33,8 @@ Real-time polyp segmentation on live colonoscopy video.
 """
 EPILOG = (
     "Run `polyp-rt COMMAND --help` for a command's options. Exit codes: 0 ok, 1 internal error, "
-    f"{PolypRtError.exit_code} bad input, {EXIT_CODES[INTERRUPTED]} Ctrl-C, {EXIT_CODES[TERMINATED]} SIGTERM."
+    f"{PolypRtError.exit_code} bad input, {EXIT_CODES[INTERRUPTED]} Ctrl-C, {EXIT_CODES[TERMINATED]} SIGTERM, "
+    f"{EXIT_CODES[HUNG_UP]} SIGHUP."
 )
 
 
@@ -188,7 +190,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with its errors as one line, like every other error: `error: argument --flag: ...`."""
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"error: {message} (`{self.prog} --help` lists the options)\n")
+        self.exit(2, f"error: {printable(message)} (`{self.prog} --help` lists the options)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,8 +218,16 @@ def setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+    handler.addFilter(_printable_record)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("polyp_rt").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _printable_record(record: logging.LogRecord) -> bool:
+    """A log line as printable text, line by line: a file name's control characters are shown."""
+    message = record.getMessage()
+    record.msg, record.args = "\n".join(printable(line) for line in message.split("\n")), None
+    return True
 
 
 # the optional extra that installs a package the base install does not have
@@ -269,7 +279,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except PolypRtError as exc:
         if args.debug:
             log.exception("details")
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
@@ -277,7 +287,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:
         if args.debug:
             log.exception("details")
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        first_line = printable(str(exc).splitlines()[0]) if str(exc) else ""
         print(
             f"error: internal error: {type(exc).__name__}: {first_line} "
             "(a bug: run again with --debug and report the traceback)",

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from polyp_rt.core.names import printable
 from polyp_rt.realtime.stats import STAGES, LatencyStats
 
 console = Console()
@@ -62,7 +64,7 @@ def status_line(stats: LatencyStats, status: str) -> Text:
 
 
 def stats_table(summary: dict[str, Any], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=escape(printable(title)))  # a file name in the title is text, not markup
     table.add_column("stage")
     for column in ("count", "mean", "p50", "p90", "p99", "max"):
         table.add_column(column + (" ms" if column != "count" else ""), justify="right")

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from polyp_rt.core.names import printable
+
 COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
 W, H = 1100, 420  # the whole picture
 PAD_L, PAD_R, PAD_T, PAD_B = 70, 20, 60, 50
@@ -100,4 +102,8 @@ def _text(
     colour: tuple[int, int, int] = INK,
     bold: bool = False,
 ) -> None:
-    cv2.putText(img, text, org, FONT, scale, colour, 2 if bold else 1, cv2.LINE_AA)
+    # OpenCV's fonts draw ASCII only, and a string that is not valid Unicode (a file name that is
+    # not UTF-8) crashes cv2.putText: every text is drawn printable, in ASCII
+    cv2.putText(
+        img, printable(text, ascii_only=True), org, FONT, scale, colour, 2 if bold else 1, cv2.LINE_AA
+    )

@@ -269,7 +269,7 @@ def test_a_rerun_redoes_a_video_for_every_option_that_changes_results(
     out = tmp_path / "out"
     base = config([clips["a"]], out, micro_onnx)
     assert run_batch(base).exit_code == 0
-    paths = collect(base.inputs, out)
+    paths = collect(base.inputs, out).videos
 
     def redone(other: BatchConfig) -> bool:
         todo = list(plan_batch(other, out, paths).todo)
@@ -355,7 +355,7 @@ def test_list_file_and_bad_arguments(micro_onnx: Path, clips: dict[str, Path], t
     listing = tmp_path / "videos.txt"
     listing.write_text(f"# the archive\n{clips['a']}\n\n{clips['b'].name}\n{clips['a']}\n")
     shutil.copy(clips["b"], tmp_path / clips["b"].name)
-    found = collect([listing], tmp_path / "out")
+    found = collect([listing], tmp_path / "out").videos
     assert found == [clips["a"].resolve(), (tmp_path / "b.mp4").resolve()], "relative to the list, once"
     named = name_videos([Path("/x/case.mp4"), Path("/y/case.mp4"), Path("/z/y/case.mp4")], {})
     assert [v.name for v in named] == ["case.mp4", "y_case.mp4", "case.mp4-2"]
