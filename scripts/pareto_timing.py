@@ -99,12 +99,16 @@ def main() -> None:
     parser.add_argument("--calibrate", type=Path, required=True, help="data folder for INT8 calibration")
     parser.add_argument("--out", type=Path, default=Path("runs/pareto-timing"))
     parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--only", nargs="+", help="time only these candidates (and the bundled model)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     files = make_files(args.out, args.calibrate)
+    if args.only:
+        files = {name: path for name, path in files.items() if name in args.only}
     files["bundled (lite0-224-slim, trained)"] = Path(__file__).parents[1] / "samples" / "polyp_cpu_int8.onnx"
     result = time_all(files, args.iterations)
-    (args.out / "timing.json").write_text(json.dumps(result, indent=2) + "\n")
+    out = args.out / ("timing-only.json" if args.only else "timing.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
     for name, r in sorted(result.items(), key=lambda kv: kv[1]["p50_ms"]):
         print(f"{name:40s} p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f} ms")
 
