@@ -10,6 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def progress_bar() -> Progress:
+    """A transient bar on stderr; off where stderr is not a terminal (a log file, a pipe, CI)."""
+    console = Console(stderr=True)
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -17,5 +19,6 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
         transient=True,
-        console=Console(stderr=True),
+        console=console,
+        disable=not console.is_terminal,
     )
