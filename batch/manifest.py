@@ -32,8 +32,8 @@ FORMAT = "polyp-rt batch manifest"
 VERSION = 1
 CHUNK = 1 << 20
 # RunConfig's options that do not change a video's results: the video and the model file (their
-# content is compared instead), where and how fast it runs, a live run's window and reports, and
-# how a live source is kept open. Every other option does: with another value the video is redone.
+# content is compared instead), where and how fast it runs, a live run's window, browser view and
+# reports, and how a live source is kept open. Every other option does: with another value the video is redone.
 NOT_RESULTS = frozenset(
     {
         "source",
@@ -44,6 +44,8 @@ NOT_RESULTS = frozenset(
         "stages",
         "queue_size",
         "headless",
+        "serve",
+        "token",
         "stats_json",
         "overwrite",
         "capture",
