@@ -64,9 +64,9 @@ def parse_address(text: str, flag: str) -> Address:
     if not host:
         raise AddressError(f"{flag} {text!r}: name the host too, e.g. 127.0.0.1:{port_text}")
     try:
-        host = str(ipaddress.ip_address(host))  # a canonical spelling: 127.000.0.1 is 127.0.0.1
+        host = str(ipaddress.ip_address(host))  # one spelling: 0:0::1 is ::1
     except ValueError:
-        if not HOST_NAME.fullmatch(host):
+        if not HOST_NAME.fullmatch(host) or host.replace(".", "").isdigit():  # 0177.0.0.1: octal to some
             raise AddressError(f"{flag} {text!r}: {host!r} is not an IP address or a host name") from None
     return Address(host, int(port_text))
 

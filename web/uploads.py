@@ -73,12 +73,12 @@ class Uploads:
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def refuse_size(self, size: int) -> UploadError:
-        return UploadError(
-            f"the upload is {size / 1e6:.0f} MB; this server takes up to {self.max_bytes / 1e6:g} MB "
-            "(polyp-rt serve --max-upload-mb)",
-            413,
-        )
+    def refuse_size(self, size: int | None) -> UploadError:
+        """The one message for an upload over the limit (`size` None: counted while it came)."""
+        limit = f"{self.max_bytes / 1e6:g} MB (polyp-rt serve --max-upload-mb)"
+        if size is None:
+            return UploadError(f"the upload is larger than this server takes: up to {limit}", 413)
+        return UploadError(f"the upload is {size / 1e6:.3g} MB; this server takes up to {limit}", 413)
 
     @asynccontextmanager
     async def receive(self, headers: Mapping[str, str], body: AsyncIterator[bytes]) -> AsyncIterator[Received]:
@@ -110,7 +110,7 @@ class Uploads:
             async for chunk in body:
                 seen += len(chunk)
                 if seen > self.max_bytes:
-                    raise self.refuse_size(seen)
+                    raise self.refuse_size(None)
                 parser.write(chunk)
             parser.finalize()
         except ValueError as exc:  # python-multipart: a malformed form
