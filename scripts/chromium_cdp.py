@@ -70,7 +70,7 @@ class Chromium:
                 pages = [t for t in json.load(answer) if t.get("type") == "page"]
             if not pages:
                 raise BrowserError("Chromium opened no page")
-            self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=20)
+            self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=20).__enter__()
         except BaseException:
             self.close()
             raise

@@ -4,7 +4,6 @@ and WebSocket clients, and headless Chromium driven over the DevTools protocol."
 from __future__ import annotations
 
 import importlib.util
-import json
 import queue
 import re
 import subprocess
@@ -148,8 +147,3 @@ def browser() -> Iterator[Any]:
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
     with cdp.Chromium(width=1280, height=860) as chrome:
         yield chrome
-
-
-def stats_of(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
