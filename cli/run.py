@@ -12,8 +12,8 @@ from rich.text import Text
 
 from polyp_rt.cli.report import console, stats_table, status_line
 from polyp_rt.core.errors import PolypRtError, RecorderError
-from polyp_rt.core.redact import redact
 from polyp_rt.core.files import disk_full_hint
+from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, SOURCE_FORMS, RunConfig, bundled_model_for
 from polyp_rt.realtime.outputs import histogram_path

@@ -89,7 +89,9 @@ class Chromium:
             except subprocess.TimeoutExpired:
                 waited += 0.05
                 if waited > START_TIMEOUT_S:
-                    raise BrowserError(f"Chromium did not open DevTools within {START_TIMEOUT_S:.0f} s") from None
+                    raise BrowserError(
+                        f"Chromium did not open DevTools within {START_TIMEOUT_S:.0f} s"
+                    ) from None
                 continue
             raise BrowserError(f"Chromium exited (code {code}) before DevTools opened")
         return int(marker.read_text().split()[0])

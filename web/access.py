@@ -40,7 +40,9 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 TOKEN_CHARS = re.compile(rf"[A-Za-z0-9._~-]{{{MIN_TOKEN_CHARS},}}")  # safe in a URL and a cookie as is
-NEEDS_TOKEN = "this polyp-rt server needs its access token: open the URL it printed when it started (...?token=...)"
+NEEDS_TOKEN = (
+    "this polyp-rt server needs its access token: open the URL it printed when it started (...?token=...)"
+)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,9 @@ class Guard:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k.encode() not in present]
+                extra = [
+                    (k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k.encode() not in present
+                ]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -108,7 +108,11 @@ class Analyser:
                 raise UploadError("a mask goes with an image, not with a clip: upload the clip alone")
             else:
                 result = self._clip(path)
-            return {**result, "name": received.names.get("file", ""), "ms": (time.perf_counter() - started) * 1e3}
+            return {
+                **result,
+                "name": received.names.get("file", ""),
+                "ms": (time.perf_counter() - started) * 1e3,
+            }
 
     def stop(self) -> None:
         """Stop a clip that is running (the server is stopping)."""

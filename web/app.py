@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from polyp_rt.core.files import to_json
 from polyp_rt.web.access import Access, App, Guard
 from polyp_rt.web.feed import IN_FLIGHT, LiveFeed
-from polyp_rt.web.uploads import KINDS, Uploads, UploadError
+from polyp_rt.web.uploads import KINDS, UploadError, Uploads
 
 if TYPE_CHECKING:
     from starlette.requests import Request

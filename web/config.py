@@ -21,7 +21,9 @@ DEFAULT_ADDRESS = "127.0.0.1:8080"
 LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")  # served without a token unless one is given
 TOKEN_ENV = "POLYP_RT_TOKEN"  # read where --token is not given: keeps the token out of `ps`
 MIN_TOKEN_CHARS = 16
-HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+HOST_NAME = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 ADDRESS_HELP = "HOST:PORT, e.g. 127.0.0.1:8080; any address but 127.0.0.1 needs the access token"
 TOKEN_HELP = (
     f"access token for the browser views (default: ${TOKEN_ENV}, else generated where one is needed "
@@ -73,7 +75,9 @@ def parse_address(text: str, flag: str) -> Address:
 
 @dataclass
 class ServeConfig:
-    listen: str = option(DEFAULT_ADDRESS, f"where the upload page listens: {ADDRESS_HELP}", metavar="HOST:PORT")
+    listen: str = option(
+        DEFAULT_ADDRESS, f"where the upload page listens: {ADDRESS_HELP}", metavar="HOST:PORT"
+    )
     token: str | None = option(None, TOKEN_HELP)
     model: Path = option(DEMO_MODEL, "checkpoint, ONNX or TensorRT engine", metavar="M")
     backend: str = option("auto", "inference backend (`polyp-rt info` lists them)")
@@ -85,12 +89,20 @@ class ServeConfig:
         None, "sigmoid threshold (default: the model's own)", low=0.0, high=1.0, low_open=True, high_open=True
     )
     max_upload_mb: float = option(
-        50.0, "largest upload accepted, in MB (an image and its mask, or a clip)", low=0, high=4096, low_open=True
+        50.0,
+        "largest upload accepted, in MB (an image and its mask, or a clip)",
+        low=0,
+        high=4096,
+        low_open=True,
     )
     max_clip_seconds: float = option(
         30.0, "longest clip accepted, in seconds", low=0, high=3600, low_open=True
     )
     max_pixels: float = option(
-        8.3, "largest image or clip frame accepted, in megapixels (8.3: 3840x2160)", low=0, high=100, low_open=True
+        8.3,
+        "largest image or clip frame accepted, in megapixels (8.3: 3840x2160)",
+        low=0,
+        high=100,
+        low_open=True,
     )
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

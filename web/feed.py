@@ -18,6 +18,7 @@ polyp indicator), then the JPEG.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import struct
@@ -211,10 +212,8 @@ class LiveFeed:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is left to tell
             loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop closed meanwhile: nobody is left to tell
-            pass
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -45,7 +45,9 @@ def require_web() -> None:
 def open_socket(address: Address, flag: str) -> socket.socket:
     """A listening TCP socket on `address`; AddressError in one line if it cannot be had."""
     try:
-        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror as exc:
         raise AddressError(f"{flag} {address.host}: cannot resolve this host name ({exc.strerror})") from exc
     family, kind, proto, _, where = infos[0]
@@ -114,7 +116,9 @@ class WebServer:
         while not self._ready.wait(0.05):
             if not self._thread.is_alive() or server.should_exit:
                 self.close()
-                raise PolypRtError(f"{self.access.address.url()}: the web server did not start (see the log above)")
+                raise PolypRtError(
+                    f"{self.access.address.url()}: the web server did not start (see the log above)"
+                )
         return self
 
     def __exit__(

@@ -28,7 +28,11 @@ IMAGE_MAGIC = {
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
 }
-ARCHIVE_MAGIC = {b"PK\x03\x04": "a zip archive", b"\x1f\x8b": "a gzip archive", b"7z\xbc\xaf": "a 7-Zip archive"}
+ARCHIVE_MAGIC = {
+    b"PK\x03\x04": "a zip archive",
+    b"\x1f\x8b": "a gzip archive",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+}
 KINDS = "an image (PNG, JPEG, BMP, TIFF) or a short clip (MP4, MOV, MKV, WebM, AVI)"
 
 
@@ -44,7 +48,11 @@ def sniff(head: bytes) -> str:
     """'image', 'video' or UploadError saying what the bytes are instead."""
     if any(head.startswith(magic) for magic in IMAGE_MAGIC):
         return "image"
-    if head[4:8] == b"ftyp" or head.startswith(b"\x1a\x45\xdf\xa3") or (head[:4] == b"RIFF" and head[8:12] == b"AVI "):
+    if (
+        head[4:8] == b"ftyp"
+        or head.startswith(b"\x1a\x45\xdf\xa3")
+        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+    ):
         return "video"
     for magic, what in ARCHIVE_MAGIC.items():
         if head.startswith(magic):
@@ -81,7 +89,9 @@ class Uploads:
         return UploadError(f"the upload is {size / 1e6:.3g} MB; this server takes up to {limit}", 413)
 
     @asynccontextmanager
-    async def receive(self, headers: Mapping[str, str], body: AsyncIterator[bytes]) -> AsyncIterator[Received]:
+    async def receive(
+        self, headers: Mapping[str, str], body: AsyncIterator[bytes]
+    ) -> AsyncIterator[Received]:
         """The upload's files in a folder of their own, removed when the block ends (error or not)."""
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
@@ -104,7 +114,11 @@ class Uploads:
                 {"Content-Type": kind.encode("latin-1")},
                 on_field=None,
                 on_file=lambda part: self._keep(part, received),
-                config={"UPLOAD_DIR": str(received.folder), "MAX_MEMORY_FILE_SIZE": 0, "UPLOAD_DELETE_TMP": False},
+                config={
+                    "UPLOAD_DIR": str(received.folder),
+                    "MAX_MEMORY_FILE_SIZE": 0,
+                    "UPLOAD_DELETE_TMP": False,
+                },
             )
             seen = 0
             async for chunk in body:

@@ -100,6 +100,12 @@ class LiveRun:
         return self.proc.wait(timeout=timeout)
 
 
+def keep(lines: queue.Queue[str | None], into: list[str]) -> None:
+    """The rest of a process's output, as it comes."""
+    while (line := lines.get()) is not None:
+        into.append(line)
+
+
 @pytest.fixture
 def live_run(tmp_path) -> Iterator[Any]:
     """start(*args) -> LiveRun: the CLI with a synthetic live source, its URL read from its output."""
@@ -107,7 +113,9 @@ def live_run(tmp_path) -> Iterator[Any]:
 
     def start(*args: str, source: str = "synthetic:640x480@30") -> LiveRun:
         command = [sys.executable, "-m", "polyp_rt.cli.main", "--source", source, "--headless", *args]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+        )
         runs.append(proc)
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -126,11 +134,7 @@ def live_run(tmp_path) -> Iterator[Any]:
                 assert match, line
                 run = LiveRun(proc, match.group(1), seen)
 
-                def keep() -> None:
-                    while (rest := lines.get()) is not None:
-                        run.lines.append(rest)
-
-                threading.Thread(target=keep, daemon=True).start()
+                threading.Thread(target=keep, args=(lines, run.lines), daemon=True).start()
                 return run
         raise AssertionError("polyp-rt ended before it served the live view:\n" + "".join(seen))
 

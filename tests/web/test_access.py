@@ -60,7 +60,9 @@ def test_addresses_parse(text, host, port):
     assert parse_address(text, "--serve") == Address(host, port)
 
 
-@pytest.mark.parametrize("text", ["8080", "127.0.0.1", "127.0.0.1:http", ":8080", "127.0.0.1:70000", "a b:80", "0177.0.0.1:80"])
+@pytest.mark.parametrize(
+    "text", ["8080", "127.0.0.1", "127.0.0.1:http", ":8080", "127.0.0.1:70000", "a b:80", "0177.0.0.1:80"]
+)
 def test_a_bad_address_is_one_line_naming_the_flag(text):
     with pytest.raises(AddressError, match=r"^--serve "):
         parse_address(text, "--serve")
@@ -68,7 +70,14 @@ def test_a_bad_address_is_one_line_naming_the_flag(text):
 
 @pytest.mark.parametrize(
     "host, needs_token",
-    [("127.0.0.1", False), ("::1", False), ("localhost", False), ("127.0.0.2", True), ("0.0.0.0", True), ("10.1.2.3", True)],
+    [
+        ("127.0.0.1", False),
+        ("::1", False),
+        ("localhost", False),
+        ("127.0.0.2", True),
+        ("0.0.0.0", True),
+        ("10.1.2.3", True),
+    ],
 )
 def test_only_127_0_0_1_goes_without_a_token(host, needs_token, monkeypatch):
     monkeypatch.delenv("POLYP_RT_TOKEN", raising=False)
@@ -100,7 +109,10 @@ def test_a_taken_port_is_one_line_exit_2(upload_server, capsys):
     port = urlsplit(served.base).port
     assert main(["serve", "--listen", f"127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: --listen 127.0.0.1:{port}: cannot listen there: the port is in use (another server?); choose another port"
+    assert (
+        err
+        == f"error: --listen 127.0.0.1:{port}: cannot listen there: the port is in use (another server?); choose another port"
+    )
 
 
 def every_route(base: str, headers: dict[str, str]) -> dict[str, int]:
@@ -170,9 +182,14 @@ def test_every_answer_carries_the_security_headers(upload_server):
     assert "script-src" not in headers["content-security-policy"]  # default-src 'self': nothing inline
     assert headers["content-security-policy"].startswith("default-src 'self'")
     assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
-    assert b"<script src=\"/static/upload.js\"></script>" in body and b"<script>" not in body
+    assert b'<script src="/static/upload.js"></script>' in body and b"<script>" not in body
     # no listing, and no path from the request reaches the disk
-    for path in ("/static/", "/static/../config.py", "/static/%2e%2e%2fconfig.py", "/static/..%2F..%2Fpyproject.toml"):
+    for path in (
+        "/static/",
+        "/static/../config.py",
+        "/static/%2e%2e%2fconfig.py",
+        "/static/..%2F..%2Fpyproject.toml",
+    ):
         assert fetch(served.base + path)[0] == 404, path
 
 

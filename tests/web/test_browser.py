@@ -42,7 +42,9 @@ def test_the_live_page_shows_frames_that_advance(browser, live_run, tmp_path, mo
     second_shot, second = browser.screenshot(), figures(browser)
     assert second["counter"] >= first["counter"] + 10, "the page's own frame counter grows"
     a, b = picture(first_shot), picture(second_shot)
-    assert a.shape == b.shape and float(np.abs(a.astype(int) - b.astype(int)).mean()) > 1.0, "the picture moved"
+    assert a.shape == b.shape and float(np.abs(a.astype(int) - b.astype(int)).mean()) > 1.0, (
+        "the picture moved"
+    )
     assert second["status"] == "live" and second["polyp"] in ("POLYP", "no polyp")
     assert second["e2e"].endswith(" ms") and 0 < second["g2g"] < 10_000
     assert browser.wait_for("polypView.ended", 120), "the page is told when the run ends"

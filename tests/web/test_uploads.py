@@ -26,7 +26,9 @@ def form(**files: bytes) -> tuple[bytes, str]:
     """A multipart/form-data body with one file part per field (each named like a file)."""
     parts = [
         f'--b0undary\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.bin"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
         for name, data in files.items()
     ]
     return b"".join(parts) + b"--b0undary--\r\n", "multipart/form-data; boundary=b0undary"
@@ -88,7 +90,9 @@ def test_an_image_comes_back_as_overlay_and_mask(upload_server, image):
     on_disc = np.count_nonzero((mask > 0) & (disc_mask() > 0))
     assert on_disc > 0.8 * np.count_nonzero(disc_mask()) and on_disc > 0.8 * np.count_nonzero(mask)
     assert result["polyp"] is True
-    assert np.abs(overlay.astype(int) - cv2.imdecode(np.frombuffer(image, np.uint8), 1)).max() > 40, "drawn on"
+    assert np.abs(overlay.astype(int) - cv2.imdecode(np.frombuffer(image, np.uint8), 1)).max() > 40, (
+        "drawn on"
+    )
     assert empty(served.root)
 
 
@@ -135,15 +139,35 @@ def zip_of(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     "what, files, status, message",
     [
-        ("text", lambda im: {"file": b"just some text, not a picture\n"}, 415, "not an image or a video clip: upload an image (PNG"),
+        (
+            "text",
+            lambda im: {"file": b"just some text, not a picture\n"},
+            415,
+            "not an image or a video clip: upload an image (PNG",
+        ),
         ("zip", lambda im: {"file": zip_of(im)}, 415, "that is a zip archive: upload one file, an image"),
-        ("truncated PNG", lambda im: {"file": im[: len(im) // 2]}, 400, "the image is cut short (a truncated file): upload the whole file"),
+        (
+            "truncated PNG",
+            lambda im: {"file": im[: len(im) // 2]},
+            400,
+            "the image is cut short (a truncated file): upload the whole file",
+        ),
         ("empty", lambda im: {"file": b""}, 400, "the file is empty: upload an image"),
         ("no file", lambda im: {"mask": im}, 400, "no file in the upload: choose an image"),
         ("third field", lambda im: {"file": im, "other": im}, 400, "unexpected file field 'other'"),
-        ("mask of another size", lambda im: {"file": im, "mask": png(np.zeros((10, 20), np.uint8))}, 400, "the mask is 20x10 and the image 640x480"),
+        (
+            "mask of another size",
+            lambda im: {"file": im, "mask": png(np.zeros((10, 20), np.uint8))},
+            400,
+            "the mask is 20x10 and the image 640x480",
+        ),
         ("truncated mask", lambda im: {"file": im, "mask": im[:500]}, 400, "the mask is cut short"),
-        ("huge PNG header", lambda im: {"file": im[:16] + (30000).to_bytes(4, "big") * 2 + im[24:]}, 413, "the image is 30000x30000; this server takes up to 8.3 megapixels"),
+        (
+            "huge PNG header",
+            lambda im: {"file": im[:16] + (30000).to_bytes(4, "big") * 2 + im[24:]},
+            413,
+            "the image is 30000x30000; this server takes up to 8.3 megapixels",
+        ),
     ],
 )
 def test_a_bad_upload_gets_one_message_and_leaves_nothing(upload_server, image, what, files, status, message):
@@ -158,7 +182,9 @@ def test_a_bad_upload_gets_one_message_and_leaves_nothing(upload_server, image, 
 def test_a_clip_with_a_mask_or_too_long_is_refused(upload_server, synthetic_clip, image):
     served = upload_server(max_clip_seconds=1.0)  # the clip is 36 frames at 24 fps: 1.5 s
     status, answer = analyse(served.base, file=synthetic_clip.read_bytes())
-    assert status == 413 and answer["error"].startswith("the clip is 1.5 s long; this server takes clips up to 1 s")
+    assert status == 413 and answer["error"].startswith(
+        "the clip is 1.5 s long; this server takes clips up to 1 s"
+    )
     status, answer = analyse(served.base, file=synthetic_clip.read_bytes(), mask=image)
     assert status == 400 and answer["error"].startswith("a mask goes with an image, not with a clip")
     broken = synthetic_clip.read_bytes()[:3000]  # its header, and no frame
@@ -194,7 +220,9 @@ def test_200_mb_is_refused_before_it_is_read(upload_server):
         answer.begin()
         assert answer.status == 413
         message = json.loads(answer.read())["error"]
-        assert message == "the upload is 200 MB; this server takes up to 50 MB (polyp-rt serve --max-upload-mb)"
+        assert (
+            message == "the upload is 200 MB; this server takes up to 50 MB (polyp-rt serve --max-upload-mb)"
+        )
         sock.shutdown(socket.SHUT_RDWR)
         assert sent.wait(60)
     assert empty(served.root)
@@ -205,8 +233,13 @@ def test_an_upload_without_a_length_is_counted_as_it_comes(upload_server, image)
     body, kind = form(file=image + b"\0" * 600_000)
     parts = urlsplit(served.base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-    conn.request("POST", "/analyse", body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
-                 headers={"Content-Type": kind}, encode_chunked=True)
+    conn.request(
+        "POST",
+        "/analyse",
+        body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+        headers={"Content-Type": kind},
+        encode_chunked=True,
+    )
     answer = conn.getresponse()
     assert answer.status == 413
     assert json.loads(answer.read())["error"] == (

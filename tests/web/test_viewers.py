@@ -58,7 +58,13 @@ def watch(live_run, tmp_path, seconds: float, viewers: int, stalled: int, size: 
     stats = tmp_path / f"stats-{viewers}.json"
     frames = round(seconds * 30)
     run = live_run(
-        "--serve", "127.0.0.1:0", "--max-frames", str(frames), "--stats-json", str(stats), source=f"synthetic:{size}@30"
+        "--serve",
+        "127.0.0.1:0",
+        "--max-frames",
+        str(frames),
+        "--stats-json",
+        str(stats),
+        source=f"synthetic:{size}@30",
     )
     url = run.url.replace("http://", "ws://") + "live"
     watching = [Viewer(url).start() for _ in range(viewers)]
