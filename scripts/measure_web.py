@@ -8,6 +8,7 @@ pipeline   `polyp-rt --source synthetic:640x480@30 --serve ...` with 0 viewers, 
            The viewers are WebSocket clients that acknowledge each frame as the page does.
 g2g        one headless Chromium on the live page: the page's own glass-to-glass samples.
 upload     the upload page answering a 640x480 PNG, 30 times: the client's round trip.
+model      the bundled model alone, to tell how loaded the machine is.
 screenshot docs/web_live.png (asked for by name only).
 transport  the choice of WebSocket with acknowledgements over MJPEG (multipart push): a viewer
            that takes 200 ms per frame, fed 30 fps, on each; how old the frames it gets are.
@@ -323,6 +324,23 @@ def screenshot(path: Path) -> dict:
     return {"path": str(path), "bytes": path.stat().st_size, "size": list(image.shape[:2])}
 
 
+def model_now(times: int = 30) -> dict:
+    """The bundled INT8 model alone, now: how loaded the machine is (12.7 ms p50 when idle)."""
+    from polyp_rt.engines.registry import open_engine
+    from polyp_rt.realtime.config import DEMO_MODEL_INT8
+
+    with open_engine(DEMO_MODEL_INT8, device="cpu") as engine:
+        batch = np.zeros((1, 3, engine.contract.height, engine.contract.width), np.float32)
+        for _ in range(5):
+            engine.infer(batch)
+        took = []
+        for _ in range(times):
+            started = time.perf_counter()
+            engine.infer(batch)
+            took.append((time.perf_counter() - started) * 1e3)
+    return {"model_ms": pct(took), "load": round(os.getloadavg()[0], 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -342,6 +360,8 @@ def main() -> None:
             results[part] = upload(30)
         elif part == "transport":
             results[part] = transport(args.seconds)
+        elif part == "model":
+            results[part] = model_now()
         elif part == "screenshot":
             results[part] = screenshot(ROOT / "docs" / "web_live.png")
         print(part, json.dumps(results[part]), file=sys.stderr, flush=True)

@@ -78,8 +78,10 @@ class MaskVideo(Sink):
         self.polyp_frames = 0
 
     def write(self, frame: Frame) -> None:
-        assert frame.mask is not None
-        self.recorder.write(np.repeat(frame.mask[..., None] * np.uint8(255), 3, axis=2), frame.pts_s)
+        mask = (
+            frame.mask if frame.mask is not None else np.zeros(frame.rgb.shape[:2], np.uint8)
+        )  # none drawn yet
+        self.recorder.write(np.repeat(mask[..., None] * np.uint8(255), 3, axis=2), frame.pts_s)
         self.polyp_frames += frame.polyp
 
     def close(self) -> None:

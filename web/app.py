@@ -132,7 +132,7 @@ class Viewer:
 
     credits: int = IN_FLIGHT
     seq: int = 0  # the last frame it was sent
-    pongs: list[dict[str, float]] = field(default_factory=list)
+    pongs: list[dict[str, Any]] = field(default_factory=list)
     gone: bool = False
 
 

@@ -130,6 +130,8 @@ class WebServer:
         """Stop serving: open connections get `timeout_graceful_shutdown` to finish; the upload folder goes."""
         if self.views.analyser is not None:
             self.views.analyser.stop()
+        if self.views.feed is not None:  # the run may have failed before its sink was closed
+            self.views.feed.end()
         if self._server is not None:
             self._server.should_exit = True  # type: ignore[attr-defined]
         if self._thread is not None:
