@@ -29,7 +29,8 @@ Real-time polyp segmentation on live colonoscopy video.
 
   polyp-rt --source video.mp4            run the live overlay (same as `polyp-rt run ...`)
   polyp-rt --source 0 --record out.mp4   a webcam or capture card, recorded
-  polyp-rt --source 0 --serve 127.0.0.1:8080   ... and watched in browsers
+  polyp-rt --source 0 --serve 127.0.0.1:8080
+                                         ... and watched in browsers at http://127.0.0.1:8080/
   polyp-rt serve                         segment an uploaded image or clip in a browser
 """
 EPILOG = (
