@@ -38,7 +38,9 @@ def run_command(config: RunConfig) -> int:
         hint = f" (try the demo clip: polyp-rt --source {_shown(DEMO_CLIP)})" if DEMO_CLIP.is_file() else ""
         raise PolypRtError(f"no --source given: pass {SOURCE_FORMS}{hint}")
     if config.token and not config.serve:
-        raise PolypRtError("--token is the access token of --serve: pass --serve HOST:PORT too, or leave it out")
+        raise PolypRtError(
+            "--token is the access token of --serve: pass --serve HOST:PORT too, or leave it out"
+        )
     if Path(config.model) == DEMO_MODEL:
         config.model = bundled_model_for(config.backend, config.device)
     if not Path(config.model).is_file():

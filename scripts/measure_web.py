@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import io
 import json
 import os
 import re
@@ -301,10 +302,9 @@ def transport(seconds: float) -> dict:
 
 def screenshot(path: Path) -> dict:
     """docs/web_live.png: the live view of the demo clip in headless Chromium, with a polyp found."""
-    import cv2
     from chromium_cdp import Chromium
 
-    with tempfile.TemporaryDirectory() as tmp, Chromium(width=1200, height=700) as browser:
+    with tempfile.TemporaryDirectory() as tmp, Chromium(width=1200, height=800) as browser:
         stats = Path(tmp) / "stats.json"
         command = [
             sys.executable, "-m", "polyp_rt.cli.main", "--source", str(ROOT / "samples" / "demo.mp4"), "--realtime",
@@ -319,9 +319,13 @@ def screenshot(path: Path) -> dict:
         png = browser.screenshot()
         proc.terminate()
         proc.wait(timeout=60)
-    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    return {"path": str(path), "bytes": path.stat().st_size, "size": list(image.shape[:2])}
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image = image.resize((960, round(image.height * 960 / image.width)), Image.Resampling.LANCZOS)
+    small = image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)  # a small PNG for the docs
+    return {"path": str(path), "bytes": path.stat().st_size, "size": [image.height, image.width]}
 
 
 def model_now(times: int = 30) -> dict:
