@@ -198,3 +198,10 @@ def test_the_stats_json_never_holds_the_token():
     document = to_json(stats_document(config, {}))
     assert "secret-token-abcdefgh" not in document
     assert json.loads(document)["config"]["token"] == "***"
+
+
+def test_a_token_without_serve_is_one_line(capsys):
+    assert main(["--source", "synthetic:64x64@5", "--headless", "--token", "a-token-of-sixteen-plus"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --token is the access token of --serve: pass --serve HOST:PORT too, or leave it out"
+    )
