@@ -44,8 +44,8 @@ MANIFEST = "manifest.json"
 # names in the output folder that are not a video's folder
 RESERVED = frozenset({"summary.csv", "report.html", MANIFEST, ".work", ".lock"})
 # RunConfig's options that do not change a video's results: the video and the model file (their
-# content is compared instead), where and how fast it runs, a live run's window and reports, and
-# how a live source is kept open. Every other option does: with another value the video is redone.
+# content is compared instead), where and how fast it runs, a live run's window, browser view and
+# reports, and how a live source is kept open. Every other option does: with another value the video is redone.
 NOT_RESULTS = frozenset(
     {
         "source",
@@ -56,6 +56,8 @@ NOT_RESULTS = frozenset(
         "stages",
         "queue_size",
         "headless",
+        "serve",
+        "token",
         "stats_json",
         "overwrite",
         "capture",

@@ -30,6 +30,9 @@ Real-time polyp segmentation on live colonoscopy video.
 
   polyp-rt --source video.mp4            run the live overlay (same as `polyp-rt run ...`)
   polyp-rt --source 0 --record out.mp4   a webcam or capture card, recorded
+  polyp-rt --source 0 --serve 127.0.0.1:8080
+                                         ... and watched in browsers at http://127.0.0.1:8080/
+  polyp-rt serve                         segment an uploaded image or clip in a browser
 """
 EPILOG = (
     "Run `polyp-rt COMMAND --help` for a command's options. Exit codes: 0 ok, 1 internal error, "
@@ -170,6 +173,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "polyp_rt.cli.config:InfoConfig",
         "polyp_rt.cli.info:info_command",
     ),
+    "serve": (
+        "the upload page: segment an image or a short clip in a browser",
+        "polyp_rt.web.config:ServeConfig",
+        "polyp_rt.cli.serve:serve_command",
+    ),
     "batch": (
         "run the pipeline over archives of recorded videos, on this machine or a Ray cluster",
         "polyp_rt.batch.config:BatchConfig",
@@ -243,6 +251,10 @@ EXTRAS = {
     "jinja2": "batch",
     "openvino": "openvino",
     "tensorrt": "tensorrt",
+    "starlette": "web",
+    "uvicorn": "web",
+    "websockets": "web",
+    "python_multipart": "web",
 }
 
 

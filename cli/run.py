@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.live import Live
 from rich.text import Text
@@ -13,6 +13,7 @@ from rich.text import Text
 from polyp_rt.cli.report import console, stats_table, status_line
 from polyp_rt.core.errors import PolypRtError, RecorderError
 from polyp_rt.core.files import disk_full_hint
+from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, SOURCE_FORMS, RunConfig, bundled_model_for
 from polyp_rt.realtime.outputs import histogram_path
@@ -21,6 +22,9 @@ from polyp_rt.realtime.plots import plot_latency
 from polyp_rt.realtime.stats import write_stats_json
 from polyp_rt.realtime.stats_file import run_facts, stats_document
 from polyp_rt.realtime.threads import thread_plan
+
+if TYPE_CHECKING:
+    from polyp_rt.web.server import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,10 @@ def run_command(config: RunConfig) -> int:
     if not config.source:
         hint = f" (try the demo clip: polyp-rt --source {_shown(DEMO_CLIP)})" if DEMO_CLIP.is_file() else ""
         raise PolypRtError(f"no --source given: pass {SOURCE_FORMS}{hint}")
+    if config.token and not config.serve:
+        raise PolypRtError(
+            "--token is the access token of --serve: pass --serve HOST:PORT too, or leave it out"
+        )
     if Path(config.model) == DEMO_MODEL:
         config.model = bundled_model_for(config.backend, config.device)
     if not Path(config.model).is_file():
@@ -56,11 +64,13 @@ def run_command(config: RunConfig) -> int:
             display = None if config.headless else open_display()
             if display:
                 stack.callback(display.close)
+            web = start_web_view(config, engine, stack) if config.serve else None
             pipeline = stack.enter_context(
                 compose(
                     config,
                     engine,
                     display=display,
+                    extra_sinks=[web.sink] if web else [],
                     on_frame=lambda stats, status: live.update(status_line(stats, status)),
                 )
             )
@@ -75,6 +85,17 @@ def run_command(config: RunConfig) -> int:
             outcome = pipeline.run()
         report(config, engine, pipeline, outcome)
         return finish(outcome)
+
+
+def start_web_view(config: RunConfig, engine: Engine, stack: ExitStack) -> LiveView:
+    """The live view in browsers (`--serve`), listening before the source opens; stopped by `stack`."""
+    from polyp_rt.web.server import start_live_view
+
+    assert config.serve is not None
+    facts = {"source": redact(config.source or ""), "model": Path(config.model).name, "engine": engine.label}
+    view = start_live_view(config.serve, config.token, facts, stack)
+    console.print(f"live view: [bold]{view.url}[/bold]", highlight=False, soft_wrap=True)
+    return view
 
 
 def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outcome) -> None:

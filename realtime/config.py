@@ -110,6 +110,17 @@ class RunConfig:
     )
     overwrite: bool = option(False, "write masks into a --masks-out folder that already holds files")
     headless: bool = option(False, "no window")
+    serve: str | None = option(
+        None,
+        "also show the live view in browsers at HOST:PORT (e.g. 127.0.0.1:8080; needs polyp-rt[web]); "
+        "any address but 127.0.0.1 needs the access token",
+        metavar="HOST:PORT",
+    )
+    token: str | None = option(
+        None,
+        "--serve: the access token (default: $POLYP_RT_TOKEN, else generated where one is needed and "
+        "printed as part of the URL)",
+    )
     max_frames: int | None = option(None, "stop after this many frames", metavar="N", low=1)
     queue_size: int = option(
         1,

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from polyp_rt.core.redact import redact
+from polyp_rt.core.redact import HIDDEN, redact
 
 if TYPE_CHECKING:
     from polyp_rt.engines.base import Engine
@@ -68,11 +68,13 @@ def run_facts(engine: Engine, pipeline: Pipeline, outcome: Outcome) -> dict[str,
 
 
 def stats_document(config: RunConfig, facts: dict[str, Any]) -> dict[str, Any]:
-    """`run_facts` plus the configuration (a stream URL redacted) and the library versions: the
-    stats JSON's extra keys."""
+    """`run_facts` plus the configuration (a stream URL redacted, the access token hidden) and the
+    library versions: the stats JSON's extra keys."""
     from polyp_rt.realtime.threads import thread_plan
 
     threads = thread_plan(config.threads).to_json()
     settings = asdict(config)
     settings["source"] = redact(config.source) if config.source else config.source
+    if config.token:
+        settings["token"] = HIDDEN
     return {**facts, "config": settings, "threads": threads, "versions": package_versions()}

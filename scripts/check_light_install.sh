@@ -23,3 +23,15 @@ report = json.load(open("stats.json"), parse_constant=lambda c: (_ for _ in ()).
 assert report["frames_processed"] == 60 and report["truth"]["images"] == 60, report
 print(f"light install: 60 frames, Dice {report['truth']['dice']:.3f}, {report['engine']['backend']}")
 PY
+# the browser views travel with the package (templates, script, style) but need polyp-rt[web]
+"$where/venv/bin/python" -c "
+from importlib import resources
+web = resources.files('polyp_rt.web')
+assert all((web / p).is_file() for p in ('templates/live.html', 'templates/upload.html', 'static/live.js', 'static/upload.js', 'static/style.css'))"
+code=0
+"$where/venv/bin/polyp-rt" serve 2> serve.err || code=$?
+if [ "$code" != 2 ] || ! grep -q 'polyp-rt\[web\]' serve.err; then
+  echo "light install: polyp-rt serve without [web] exited $code: $(cat serve.err)" >&2
+  exit 1
+fi
+echo "light install: polyp-rt serve asks for polyp-rt[web]"

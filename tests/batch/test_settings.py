@@ -27,6 +27,8 @@ CHANGED: dict[str, object] = {
     "stats_json": Path("stats.json"),
     "overwrite": True,
     "headless": False,
+    "serve": "127.0.0.1:8080",
+    "token": "a-token-of-sixteen-plus",
     "max_frames": 10,
     "queue_size": 2,
     "capture.realtime": True,
@@ -38,7 +40,8 @@ CHANGED: dict[str, object] = {
     "capture.reconnects": 1,
 }
 # the options that do not change a video's results: the video itself (compared by its path and
-# content), where and how fast it runs, a live run's window and reports, how a live source is kept
+# content), where and how fast it runs, a live run's window, browser view and reports, how a live
+# source is kept
 NOT_RESULTS = {
     "source",
     "device",
@@ -47,6 +50,8 @@ NOT_RESULTS = {
     "stages",
     "queue_size",
     "headless",
+    "serve",
+    "token",
     "stats_json",
     "overwrite",
     *(name for name in CHANGED if name.startswith("capture.")),
