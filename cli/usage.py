@@ -39,7 +39,7 @@ def _fields(config_cls: type) -> list[tuple[dataclasses.Field[Any], Any]]:
 
 
 def _default(f: dataclasses.Field[Any]) -> str:
-    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
     if value is None or value == [] or value is False:
         return ""
     if value is True:
