@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from polyp_rt.core.paths import make_parent
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
@@ -37,7 +39,7 @@ def to_json(value: Any, indent: int | None = None) -> str:
 
 def write_json(path: Path, value: Any, indent: int | None = 1) -> None:
     """Write strict JSON atomically: a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path, "the JSON file")
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(to_json(value, indent) + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -103,7 +103,11 @@ class RunConfig:
     stats_json: Path | None = option(
         None, "write latency statistics (and a histogram PNG beside it)", metavar="FILE"
     )
-    overwrite: bool = option(False, "write masks into a --masks-out folder that already holds files")
+    overwrite: bool = option(
+        False,
+        "replace earlier outputs: a --record or --stats-json file that exists (and the histogram "
+        "beside it), masks in a --masks-out folder that holds files; without it they are refused",
+    )
     headless: bool = option(False, "no window")
     max_frames: int | None = option(None, "stop after this many frames", metavar="N", low=1)
     queue_size: int = option(

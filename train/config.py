@@ -79,7 +79,14 @@ class TrainConfig:
         "pools the batch's Dice",
         choices=LOSSES,
     )
-    out: Path | None = option(None, "run folder (default: runs/PRESET-TIMESTAMP)", metavar="RUN")
+    out: Path | None = option(
+        None, "run folder (default: runs/PRESET-TIMESTAMP); one that holds a run is refused", metavar="RUN"
+    )
+    overwrite: bool = option(
+        False,
+        "start a new run in a --out folder that holds one (its checkpoints, metrics and plots are "
+        "removed first); to continue that run instead, pass --resume RUN/last.pt",
+    )
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     seed: int = option(0, "seed for the split, initialisation and augmentation", low=0)
     resume: Path | None = option(
@@ -165,3 +172,8 @@ class SynthConfig:
         2.0, "--from-images: seconds of pan and zoom over each image", low=0, low_open=True
     )
     seed: int = option(0, "random seed (same seed, same output)", low=0)
+    overwrite: bool = option(
+        False,
+        "replace an earlier data set (--out: its NNNNN images and masks) or clip (--video and its "
+        "masks folder); files synth did not name stay; without it an earlier one is refused",
+    )
