@@ -113,7 +113,8 @@ def write_stats(
         )
     except (OSError, OutputError) as exc:  # OutputError: its folder could not be made
         failed = RecorderError(
-            f"{config.stats_json}: writing the statistics failed ({exc.strerror or exc}){disk_full_hint(exc)}"
+            f"{config.stats_json}: writing the statistics failed "
+            f"({getattr(exc, 'strerror', None) or exc}){disk_full_hint(exc)}"
         )
         if outcome.error is None:
             raise failed from exc

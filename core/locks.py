@@ -61,6 +61,7 @@ class OutputLock:
 def lock_output(path: Path, what: str, folder: bool = False) -> OutputLock:
     """Lock the output `path` for this writer. A file that does not exist is created empty (without
     truncating one that does); a folder must exist. OutputError where another writer holds it."""
+    fd: int | None
     try:
         if folder:
             fd, created = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), False

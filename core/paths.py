@@ -121,7 +121,7 @@ def check_new(place: Place, overwrite: bool) -> None:
         if held:
             raise OutputError(
                 f"{place.path}: {place.what} already holds {held} files; choose an empty or new folder, "
-                "or pass --overwrite to replace what it holds"
+                "or pass --overwrite to write into it"
             )
     elif not place.folder and target.is_file():
         raise OutputError(

@@ -318,6 +318,7 @@ def _train_in(
     config: TrainConfig, start: RunStart, sets: list[Splits], device: torch.device
 ) -> dict[str, Any]:
     """The training itself, in its (held) run folder."""
+    assert config.epochs is not None  # set by train()
     run, contract, resumed = start.run, start.contract, start.resumed
     write_json(run / "split.json", splits_json(sets))
     for name, splits in zip(dataset_names(sets), sets, strict=True):

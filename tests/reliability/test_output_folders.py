@@ -93,11 +93,15 @@ def test_make_folder_and_make_parent_name_the_path_and_the_reason(tmp_path):
     from polyp_rt.core.paths import make_folder, make_parent
 
     (tmp_path / "a_file").write_text("x")
-    with pytest.raises(OutputError, match=r"a_file/masks: the masks folder cannot be created \(Not a directory\)"):
+    with pytest.raises(
+        OutputError, match=r"a_file/masks: the masks folder cannot be created \(Not a directory\)"
+    ):
         make_folder(tmp_path / "a_file" / "masks", "the masks folder")
     with pytest.raises(OutputError, match=r"a_file: --out cannot be created \(is a file, not a folder\)"):
         make_folder(tmp_path / "a_file", "--out")
-    with pytest.raises(OutputError, match=r"rec.mp4: --record cannot be created: its folder .*a_file/x: Not a"):
+    with pytest.raises(
+        OutputError, match=r"rec.mp4: --record cannot be created: its folder .*a_file/x: Not a"
+    ):
         make_parent(tmp_path / "a_file" / "x" / "rec.mp4", "--record")
     assert make_folder(tmp_path / "a" / "b", "--out").is_dir()
     assert make_parent(tmp_path / "c" / "rec.mp4", "--record") == tmp_path / "c" / "rec.mp4"
