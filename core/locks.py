@@ -86,6 +86,14 @@ def lock_output(path: Path, what: str, folder: bool = False) -> OutputLock:
     return OutputLock(path, fd, created)
 
 
+def check_free(path: Path, what: str, folder: bool = False) -> None:
+    """OutputError where another writer holds `path` now. Called with the other output checks,
+    before anything is opened, so a run refused for it leaves nothing behind; a path that does
+    not exist yet is free (the writer's own lock settles a race)."""
+    if path.is_dir() if folder else path.is_file():
+        lock_output(path, what, folder).release()
+
+
 @contextmanager
 def held_folder(folder: Path, what: str) -> Iterator[Path]:
     """An output folder, made where missing (`make_folder`) and locked while the `with` runs; one

@@ -4,8 +4,9 @@
 tests all get the same rule: no output is an input or another output (the recording, the masks
 folder, the stats JSON and the histogram written beside it), none replaces an earlier output
 (an existing file, a masks folder that holds files) unless --overwrite, and every output can be
-written before the first frame is read. One writer per output is the writers' own rule: the
-recorder and the mask writer lock their output when they open it (core/locks.py).
+written before the first frame is read. Outputs that another writer holds now are refused
+here too; the writers' own locks (the recorder and the mask writer lock their output from
+opening to closing, core/locks.py) settle a race.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from pathlib import Path
 
 from polyp_rt.core.errors import OutputError
+from polyp_rt.core.locks import check_free
 from polyp_rt.core.paths import Place, check_new, check_outputs, check_writable
 from polyp_rt.realtime.config import RunConfig
 from polyp_rt.realtime.sources import source_path
@@ -76,3 +78,4 @@ def check_run_paths(config: RunConfig) -> None:
             )
     for place in outputs:
         check_writable(place)
+        check_free(place.path, place.what, place.folder)  # a writer of it running now

@@ -5,7 +5,8 @@ queue), so a killed process loses at most the last fraction of a second. A write
 that fails (disk full) raises RecorderError; the half-written tail is then cut off
 at `close()`, so the file ends on its last complete fragment and plays to there.
 The recorder is the file's one writer: it locks it from opening to `close()` (core/locks.py),
-so a second recorder of the same path is refused instead of interleaving with it.
+so a second recorder of the same path is refused instead of interleaving with it; a file it
+made and closed without a frame is removed again.
 """
 
 from __future__ import annotations
@@ -144,7 +145,10 @@ class Recorder:
                 self._failed = True
             if self._failed:
                 self._cut_back()
-            self._lock.release()
+            if self.frames_written == 0:  # nothing to play (a run refused or failed before its first
+                self._lock.discard()  # frame): a file this recorder made is removed again
+            else:
+                self._lock.release()
 
     def _size(self) -> int:
         try:

@@ -151,11 +151,17 @@ class EvalConfig:
 
 @dataclass
 class SynthConfig:
-    out: Path | None = option(None, "write a data set in the Kvasir layout to this folder", metavar="DIR")
+    out: Path | None = option(
+        None,
+        "write a data set in the Kvasir layout to this folder (an earlier one needs --overwrite)",
+        metavar="DIR",
+    )
     count: int = option(200, "images in the data set", low=1)
     size: int = option(256, "image size in pixels (square)", low=8, high=8192)
     video: Path | None = option(
-        None, "write a clip (.mp4/.mkv) and its masks to OUT_masks/", metavar="OUT.mp4"
+        None,
+        "write a clip (.mp4/.mkv) and its masks to OUT_masks/ (an earlier clip needs --overwrite)",
+        metavar="OUT.mp4",
     )
     frames: int = option(
         300, "frames in the clip (a --from-images clip has seconds-per-image × fps frames per image)", low=1

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from polyp_rt.core.errors import InputFileError
-from polyp_rt.core.locks import held_folder
+from polyp_rt.core.locks import check_free, held_folder
 from polyp_rt.core.paths import Place, check_new, check_paths, check_writable, make_folder
 from polyp_rt.train.config import SynthConfig
 from polyp_rt.train.data import Pair, read_mask, read_rgb, scan_folder
@@ -54,6 +54,7 @@ def check_synth_outputs(config: SynthConfig) -> None:
     check_paths(inputs, outputs)
     for place in outputs:
         check_new(place, config.overwrite)
+        check_free(place.path, place.what, place.folder)
 
 
 def remove_own(folder: Path, names: re.Pattern[str]) -> int:

@@ -16,7 +16,7 @@ import torch
 
 from polyp_rt.core.errors import DataError, OutputError, PolypRtError
 from polyp_rt.core.files import to_json, write_json
-from polyp_rt.core.locks import held_folder
+from polyp_rt.core.locks import check_free, held_folder
 from polyp_rt.core.options import out_of_range
 from polyp_rt.core.paths import Place, check_outputs
 from polyp_rt.core.progress import progress_bar
@@ -312,6 +312,7 @@ def check_run_folder(start: RunStart, overwrite: bool) -> None:
             f"{start.run}: holds a run already ({', '.join(held)}); continue it with --resume "
             f"{start.run / 'last.pt'}, or pass --overwrite to start a new run there (its files are replaced)"
         )
+    check_free(start.run, "the run folder", folder=True)  # a training in it now
 
 
 def _train_in(

@@ -16,6 +16,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from polyp_rt.cli.main import main
@@ -99,7 +100,7 @@ def test_a_second_run_recording_to_the_same_path_is_refused_naming_the_first(
     _, err = second.communicate(timeout=120)
     assert second.returncode == 2
     assert one_error_line(err) == (
-        f"error: {out}: the recording is being written by another process (pid {first.pid}); "
+        f"error: {out}: --record is being written by another process (pid {first.pid}); "
         "wait for it to finish, or choose another path"
     )
 
@@ -124,16 +125,16 @@ def test_two_runs_started_together_leave_one_whole_recording(
     assert decoded(out)[0] == 36
 
 
-def test_the_lock_goes_with_a_killed_writer(tmp_path, micro_onnx, cli, wait, decoded):
+def test_the_lock_goes_with_a_killed_writer(tmp_path, synthetic_clip, micro_onnx, cli, wait, decoded):
     out, masks = tmp_path / "rec.mkv", tmp_path / "masks"
     first = cli(run_args(micro_onnx, LIVE, "--record", str(out), "--masks-out", str(masks)))
     wait(lambda: masks_in(masks) >= 5, 90, "the first run recording", first)
     first.kill()  # SIGKILL: nothing of ours runs, the kernel drops the lock
     first.communicate(timeout=30)
-    again = cli(run_args(micro_onnx, LIVE, "--record", str(out), "--max-frames", "12", "--overwrite"))
+    again = cli(run_args(micro_onnx, str(synthetic_clip), "--record", str(out), "--overwrite"))
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
-    assert decoded(out)[0] == 12
+    assert decoded(out)[0] == 36  # the clip's every frame: the new recording alone
 
 
 def test_one_writer_per_recording_and_masks_folder_in_one_process(tmp_path):
@@ -148,7 +149,10 @@ def test_one_writer_per_recording_and_masks_folder_in_one_process(tmp_path):
         ):
             Recorder(path, 64, 48, 30)
         assert recorder.frames_written == 0
-    Recorder(path, 64, 48, 30).close()  # released at close
+    assert not path.exists()  # made here and closed without a frame: removed again
+    with Recorder(path, 64, 48, 30) as again:  # released at close
+        again.write(np.zeros((48, 64, 3), np.uint8))
+    assert path.is_file()
 
     writer = MaskWriter(tmp_path / "masks")
     with pytest.raises(OutputError, match="the mask folder is being written by another process"):
@@ -274,3 +278,22 @@ def test_train_out_over_a_run_is_refused_unless_overwrite(tmp_path, synthetic_da
         f"error: {run}: the run folder is being written by another process (pid {os.getpid()}); "
         "wait for it to finish, or choose another path"
     )
+
+
+def test_a_run_refused_by_a_held_masks_folder_leaves_no_recording(
+    tmp_path, synthetic_clip, micro_onnx, capsys, one_error_line
+):
+    from polyp_rt.core.locks import lock_output
+
+    masks, out = tmp_path / "masks", tmp_path / "rec.mp4"
+    masks.mkdir()
+    with lock_output(masks, "a masks folder", folder=True):  # as a run writing masks there holds it
+        code = main(
+            run_args(micro_onnx, str(synthetic_clip), "--record", str(out), "--masks-out", str(masks))
+        )
+    assert code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(
+        f"error: {masks}: --masks-out is being written by another process (pid {os.getpid()})"
+    )
+    assert list(tmp_path.iterdir()) == [masks]  # the recording it had opened is gone again
