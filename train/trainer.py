@@ -305,8 +305,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 def check_run_folder(start: RunStart, overwrite: bool) -> None:
-    """OutputError where a new run's folder holds a run already, unless --overwrite."""
-    held = [name for name in RUN_FILES if (start.run / name).exists()]
+    """OutputError where a new run's folder holds a run (a checkpoint) already, unless --overwrite;
+    or where a training writes in it now."""
+    held = [name for name in ("best.pt", "last.pt") if (start.run / name).exists()]
     if held and not start.resumed and not overwrite:
         raise OutputError(
             f"{start.run}: holds a run already ({', '.join(held)}); continue it with --resume "

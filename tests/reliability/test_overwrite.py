@@ -242,9 +242,6 @@ def train_argv(data: Path, run: Path, *extra: str) -> list[str]:
 
 
 def test_train_out_over_a_run_is_refused_unless_overwrite(tmp_path, synthetic_data, capsys, one_error_line):
-    from polyp_rt.core.locks import lock_output
-    from polyp_rt.engines.checkpoint import load_checkpoint
-
     run = tmp_path / "run"
     run.mkdir()
     (run / "best.pt").write_bytes(b"the best epoch of an earlier run")
@@ -254,7 +251,7 @@ def test_train_out_over_a_run_is_refused_unless_overwrite(tmp_path, synthetic_da
 
     assert main(train_argv(synthetic_data, run)) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {run}: holds a run already (best.pt, metrics.jsonl)")
+    assert line.startswith(f"error: {run}: holds a run already (best.pt)")
     assert f"--resume {run / 'last.pt'}" in line and "--overwrite" in line
     assert snapshot(run) == before
 
@@ -265,6 +262,22 @@ def test_train_out_over_a_run_is_refused_unless_overwrite(tmp_path, synthetic_da
     capsys.readouterr()
     assert snapshot(run) == before
 
+    (run / "best.pt").unlink()  # a run killed before its first checkpoint: nothing to keep
+    assert main(train_argv(broken, run)) == 2  # refused for its data only, not for the folder
+    assert "holds a run" not in one_error_line(capsys.readouterr().err)
+
+
+def test_train_overwrite_starts_a_new_run_and_a_run_in_use_is_refused(
+    tmp_path, synthetic_data, capsys, one_error_line
+):
+    from polyp_rt.core.locks import lock_output
+    from polyp_rt.engines.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"the best epoch of an earlier run")
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    (run / "notes.txt").write_text("not the run's: stays")
     assert main(train_argv(synthetic_data, run, "--overwrite")) == 0
     assert load_checkpoint(run / "best.pt").extra is not None  # a real checkpoint now
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1  # this run's one epoch
@@ -296,4 +309,4 @@ def test_a_run_refused_by_a_held_masks_folder_leaves_no_recording(
     assert line.startswith(
         f"error: {masks}: --masks-out is being written by another process (pid {os.getpid()})"
     )
-    assert list(tmp_path.iterdir()) == [masks]  # the recording it had opened is gone again
+    assert list(tmp_path.iterdir()) == [masks]  # refused before anything was opened: no recording
