@@ -41,6 +41,7 @@ from polyp_rt.batch.report import STATUS_OK, STATUS_SKIPPED, VideoRow
 from polyp_rt.batch.worker import VideoJob, VideoResult, read_episodes
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.options import out_of_range
+from polyp_rt.core.paths import Place, check_writable, make_folder
 from polyp_rt.core.signals import EXIT_CODES, INTERRUPTED, SignalWatch, Stopped
 from polyp_rt.realtime.config import RunConfig
 
@@ -117,11 +118,12 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
     out = config.out.resolve()
     if out.exists() and not out.is_dir():
         raise InputFileError(f"--out {config.out}: exists and is not a folder")
+    check_writable(Place("--out", config.out, folder=True))  # read-only, below a file: one line now
     from polyp_rt.engines.registry import read_contract
 
     read_contract(config.model)  # a bad model is one line now, not a failure per video
     inputs = collect(config.inputs, out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out")
     with _locked(out / ".lock"):
         return _run_locked(config, out, inputs.videos, inputs.refused, watcher)
 

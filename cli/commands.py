@@ -11,6 +11,7 @@ from typing import Any
 from polyp_rt.cli.report import benchmark_table, console, facts_table
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import to_json
+from polyp_rt.core.locks import held_folder
 from polyp_rt.core.paths import Place, check_paths
 from polyp_rt.export.config import BuildConfig, ExportConfig, QuantizeConfig
 from polyp_rt.train.config import EvalConfig, SynthConfig, TrainConfig
@@ -103,6 +104,7 @@ def synth_command(config: SynthConfig) -> int:
 
     if bool(config.out) == bool(config.video):
         raise PolypRtError("pass either --out DIR (a data set) or --video OUT.mp4 (a clip)")
+    synthetic.check_synth_outputs(config)  # before anything is read or written
     if config.out:
         with progress_bar() as bar:
             task = bar.add_task("synthetic images", total=config.count, status="")
@@ -132,9 +134,13 @@ def synth_command(config: SynthConfig) -> int:
         clip = scenes.SyntheticClip(width, height, config.seed, config.fps)
         frames = config.frames
     assert config.video is not None
-    masks_dir = config.video.with_name(config.video.stem + "_masks")
-    masks_dir.mkdir(parents=True, exist_ok=True)
-    with Recorder(config.video, width, height, config.fps) as recorder, progress_bar() as bar:
+    masks_dir = synthetic.clip_masks_dir(config.video)
+    with (
+        held_folder(masks_dir, "the clip's masks folder"),
+        Recorder(config.video, width, height, config.fps) as recorder,
+        progress_bar() as bar,
+    ):
+        synthetic.remove_own(masks_dir, synthetic.CLIP_MASK_NAME)  # an earlier clip's (--overwrite)
         task = bar.add_task("synthetic clip", total=frames, status="")
         for index in range(frames):
             rgb, mask = clip.frame(index)

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.text import Text
 
 from polyp_rt.cli.report import console, stats_table, status_line
-from polyp_rt.core.errors import PolypRtError, RecorderError
+from polyp_rt.core.errors import OutputError, PolypRtError, RecorderError
 from polyp_rt.core.files import disk_full_hint
 from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
@@ -130,9 +130,10 @@ def write_stats(
             histogram,
             title,
         )
-    except OSError as exc:
+    except (OSError, OutputError) as exc:  # OutputError: its folder could not be made
         failed = RecorderError(
-            f"{config.stats_json}: writing the statistics failed ({exc.strerror or exc}){disk_full_hint(exc)}"
+            f"{config.stats_json}: writing the statistics failed "
+            f"({getattr(exc, 'strerror', None) or exc}){disk_full_hint(exc)}"
         )
         if outcome.error is None:
             raise failed from exc

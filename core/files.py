@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from polyp_rt.core.names import printable
+from polyp_rt.core.paths import make_parent
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -65,7 +66,7 @@ def write_json(path: Path, value: Any, indent: int | None = 1) -> None:
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write `data` (text as UTF-8) to `path` whole or not at all (see the module's docstring);
     its folder is made where missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path, "the file")
     payload = data.encode("utf-8") if isinstance(data, str) else data
     while True:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")

@@ -2,8 +2,10 @@
 
 Paths are compared after resolving symlinks and relative parts (and, for files that exist, by
 identity, so a hard link is caught too): an output may not be an input, may not lie in a folder
-whose files are read (an image folder, ground-truth masks), may not meet another output, and
-must be writable. The first problem is an `OutputError`, one line.
+whose files are read (an image folder, ground-truth masks), may not meet another output, must
+be writable, and may not replace an earlier output unless the user passed --overwrite
+(`check_new`). Output folders are created by `make_folder` / `make_parent` only. The first
+problem is an `OutputError`, one line.
 """
 
 from __future__ import annotations
@@ -106,3 +108,50 @@ def check_paths(inputs: Sequence[Place], outputs: Sequence[Place]) -> None:
     check_outputs(inputs, outputs)
     for out in outputs:
         check_writable(out)
+
+
+def check_new(place: Place, overwrite: bool) -> None:
+    """OutputError where `place` holds an earlier output and `overwrite` is off: a file that exists
+    (a device such as /dev/null is no earlier output), or a folder that holds files."""
+    if overwrite:
+        return
+    target = resolved(place.path)
+    if place.folder and target.is_dir():
+        held = sum(1 for _ in target.iterdir())
+        if held:
+            raise OutputError(
+                f"{place.path}: {place.what} already holds {held} files; choose an empty or new folder, "
+                "or pass --overwrite to write into it"
+            )
+    elif not place.folder and target.is_file():
+        raise OutputError(
+            f"{place.path}: {place.what} exists already; choose another name, or pass --overwrite to replace it"
+        )
+
+
+def make_folder(folder: Path, what: str) -> Path:
+    """Create the output folder `folder` and its parents where missing; OutputError with the path
+    and the reason where it cannot be (read-only, below a file, a file system that refuses)."""
+    problem = _mkdir(folder)
+    if problem:
+        raise OutputError(f"{folder}: {what} cannot be created ({problem})")
+    return folder
+
+
+def make_parent(path: Path, what: str) -> Path:
+    """Create the folder the output file `path` goes into (see `make_folder`); returns `path`."""
+    problem = _mkdir(path.parent)
+    if problem:
+        raise OutputError(f"{path}: {what} cannot be created: its folder {path.parent}: {problem}")
+    return path
+
+
+def _mkdir(folder: Path) -> str | None:
+    """Why `folder` cannot be made (None once it exists)."""
+    if folder.exists() and not folder.is_dir():
+        return "is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

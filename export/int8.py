@@ -40,6 +40,7 @@ import numpy as np
 
 from polyp_rt.core.errors import DataError, InputFileError, ModelError, PolypRtError
 from polyp_rt.core.files import IMAGE_SUFFIXES, image_files
+from polyp_rt.core.paths import make_parent
 from polyp_rt.engines.contract import ModelContract, contract_from_onnx
 from polyp_rt.engines.imaging import mask_at, preprocess
 from polyp_rt.export.onnx_export import mask_dice
@@ -225,7 +226,7 @@ def quantize_int8(
         "kept in FP32": "the first and the last convolution",
     }
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(output, "--output")
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".int8-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / output.name
         try:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import onnx
 
 from polyp_rt.core.errors import ModelError, PolypRtError
+from polyp_rt.core.paths import make_parent
 from polyp_rt.engines.checkpoint import load_checkpoint, sha256_file
 from polyp_rt.engines.contract import ModelContract
 from polyp_rt.engines.imaging import preprocess, sigmoid
@@ -87,7 +88,7 @@ def export_onnx(
     )
     if output.suffix.lower() != ".onnx":
         raise PolypRtError(f"{output}: the output of export is an .onnx file")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(output, "--output")
 
     dtype = torch.float16 if fp16 else torch.float32
     example = torch.zeros(1, 3, contract.height, contract.width, dtype=dtype)

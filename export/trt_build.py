@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.errors import InputFileError, ModelError, PolypRtError
+from polyp_rt.core.paths import make_parent
 from polyp_rt.engines.backends.tensorrt_backend import gpu_identity, require_cuda, require_tensorrt
 from polyp_rt.engines.checkpoint import sha256_file
 from polyp_rt.engines.contract import contract_from_onnx
@@ -118,7 +119,7 @@ def build_engine(
         raise PolypRtError(
             f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})"
         )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(out_path, "--output")
     report = progress or (lambda phase, fraction: None)
     report("parsing ONNX", 0.0)
     contract = contract_from_onnx(Path(onnx_path))

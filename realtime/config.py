@@ -100,15 +100,25 @@ class RunConfig:
         "where pre/postprocessing run: auto (on the GPU for CUDA engines) or cpu (to compare)",
         choices=("auto", "cpu"),
     )
-    record: Path | None = option(None, "record the annotated video (.mp4 or .mkv)", metavar="OUT.mp4")
+    record: Path | None = option(
+        None,
+        "record the annotated video (.mp4 or .mkv); an existing file needs --overwrite",
+        metavar="OUT.mp4",
+    )
     masks_out: Path | None = option(None, "write one binary mask PNG per frame here", metavar="DIR")
     truth: Path | None = option(
         None, "ground-truth masks (000000.png, ...) to score the predicted masks against", metavar="DIR"
     )
     stats_json: Path | None = option(
-        None, "write latency statistics (and a histogram PNG beside it)", metavar="FILE"
+        None,
+        "write latency statistics (and a histogram PNG beside it); existing ones need --overwrite",
+        metavar="FILE",
     )
-    overwrite: bool = option(False, "write masks into a --masks-out folder that already holds files")
+    overwrite: bool = option(
+        False,
+        "replace earlier outputs: a --record or --stats-json file that exists (and the histogram "
+        "beside it), masks in a --masks-out folder that holds files; without it they are refused",
+    )
     headless: bool = option(False, "no window")
     serve: str | None = option(
         None,

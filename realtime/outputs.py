@@ -2,8 +2,11 @@
 
 `compose()` calls `check_run_paths`, so `polyp-rt run`, `bench --pipeline`, `batch` and the
 tests all get the same rule: no output is an input or another output (the recording, the masks
-folder, the stats JSON and the histogram written beside it), the masks folder is empty unless
---overwrite, and every output can be written before the first frame is read.
+folder, the stats JSON and the histogram written beside it), none replaces an earlier output
+(an existing file, a masks folder that holds files) unless --overwrite, and every output can be
+written before the first frame is read. Outputs that another writer holds now are refused
+here too; the writers' own locks (the recorder and the mask writer lock their output from
+opening to closing, core/locks.py) settle a race.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import logging
 from pathlib import Path
 
 from polyp_rt.core.errors import OutputError
-from polyp_rt.core.paths import Place, check_outputs, check_writable
+from polyp_rt.core.locks import check_free
+from polyp_rt.core.paths import Place, check_new, check_outputs, check_writable
 from polyp_rt.realtime.config import RunConfig
 from polyp_rt.realtime.sources import source_path
 
@@ -46,8 +50,9 @@ def run_places(config: RunConfig) -> tuple[list[Place], list[Place]]:
 
 
 def check_run_paths(config: RunConfig) -> None:
-    """OutputError for the first output that clashes, a masks folder that holds files (without
-    --overwrite), or an output that cannot be written."""
+    """OutputError for the first output that clashes, an earlier output it would replace (a file
+    that exists, a masks folder that holds files: without --overwrite), or an output that cannot
+    be written."""
     if config.stats_json and config.stats_json.suffix.lower() == ".png":
         raise OutputError(
             f"{config.stats_json}: the latency histogram is written beside --stats-json with the suffix "
@@ -55,6 +60,9 @@ def check_run_paths(config: RunConfig) -> None:
         )
     inputs, outputs = run_places(config)
     check_outputs(inputs, outputs)
+    for place in outputs:
+        if not place.folder:  # the masks folder: below, with what it holds said
+            check_new(place, config.overwrite)
     if config.masks_out and config.masks_out.is_dir():
         held = sum(1 for _ in config.masks_out.iterdir())
         if held and not config.overwrite:
@@ -70,3 +78,4 @@ def check_run_paths(config: RunConfig) -> None:
             )
     for place in outputs:
         check_writable(place)
+        check_free(place.path, place.what, place.folder)  # a writer of it running now

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from polyp_rt.core.names import printable
+from polyp_rt.core.paths import make_parent
 
 COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
 W, H = 1100, 420  # the whole picture
@@ -52,7 +53,7 @@ def plot_latency(samples: dict[str, Sequence[float]], out_png: Path, title: str)
         )
         cv2.polylines(img, [points.astype(np.int32)], False, colour, 2, cv2.LINE_AA)
         _text(img, name, (right[2] - 170, right[3] - 18 - 20 * i), 0.45, colour)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(out_png, "the plot")
     ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"{out_png}: PNG encoding failed")

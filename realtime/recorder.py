@@ -4,6 +4,9 @@ Fragments are flushed every 200 ms and x264 runs with zero latency (no look-ahea
 queue), so a killed process loses at most the last fraction of a second. A write
 that fails (disk full) raises RecorderError; the half-written tail is then cut off
 at `close()`, so the file ends on its last complete fragment and plays to there.
+The recorder is the file's one writer: it locks it from opening to `close()` (core/locks.py),
+so a second recorder of the same path is refused instead of interleaving with it; a file it
+made and closed without a frame is removed again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 
 from polyp_rt.core.errors import RecorderError
 from polyp_rt.core.files import disk_full_hint
+from polyp_rt.core.locks import lock_output
+from polyp_rt.core.paths import make_parent
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +71,13 @@ class Recorder:
         self._last_pts = -1
         self._first_pts_s: float | None = None
         codec, codec_options = best_encoder()
+        self._lock = lock_output(make_parent(self.path, "the recording"), "the recording")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(
                 str(self.path), "w", options={"flush_packets": "1", **CONTAINER_OPTIONS[suffix]}
             )
         except (OSError, av.error.FFmpegError) as exc:
+            self._lock.discard()
             raise RecorderError(f"{self.path}: cannot create the recording ({exc})") from exc
         rate = Fraction(self.fps).limit_denominator(1001)
         gop = str(max(1, round(self.fps)))
@@ -139,6 +145,10 @@ class Recorder:
                 self._failed = True
             if self._failed:
                 self._cut_back()
+            if self.frames_written == 0:  # nothing to play (a run refused or failed before its first
+                self._lock.discard()  # frame): a file this recorder made is removed again
+            else:
+                self._lock.release()
 
     def _size(self) -> int:
         try:

@@ -11,6 +11,8 @@ import numpy as np
 
 from polyp_rt.core.errors import InputFileError, RecorderError
 from polyp_rt.core.files import disk_full_hint
+from polyp_rt.core.locks import lock_output
+from polyp_rt.core.paths import make_folder
 from polyp_rt.realtime.frame import Frame
 from polyp_rt.realtime.recorder import Recorder
 
@@ -49,15 +51,16 @@ class RecordingSink(Sink):
 
 
 class MaskWriter(Sink):
-    """One binary PNG (0/255) per frame, named by the frame's index: 000000.png, ..."""
+    """One binary PNG (0/255) per frame, named by the frame's index: 000000.png, ...; the folder's
+    one writer (locked until `close()`)."""
 
     def __init__(self, folder: Path) -> None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RecorderError(f"{folder}: cannot create the mask folder ({exc.strerror})") from exc
+        self.lock = lock_output(make_folder(folder, "the mask folder"), "the mask folder", folder=True)
         self.folder = folder
         self.written = 0
+
+    def close(self) -> None:
+        self.lock.release()
 
     def write(self, frame: Frame) -> None:
         assert frame.mask is not None

@@ -79,7 +79,14 @@ class TrainConfig:
         "pools the batch's Dice",
         choices=LOSSES,
     )
-    out: Path | None = option(None, "run folder (default: runs/PRESET-TIMESTAMP)", metavar="RUN")
+    out: Path | None = option(
+        None, "run folder (default: runs/PRESET-TIMESTAMP); one that holds a run is refused", metavar="RUN"
+    )
+    overwrite: bool = option(
+        False,
+        "start a new run in a --out folder that holds one (its checkpoints, metrics and plots are "
+        "removed first); to continue that run instead, pass --resume RUN/last.pt",
+    )
     device: str | None = option(None, "cpu or cuda[:N] (default: cuda if available)")
     seed: int = option(0, "seed for the split, initialisation and augmentation", low=0)
     resume: Path | None = option(
@@ -144,11 +151,17 @@ class EvalConfig:
 
 @dataclass
 class SynthConfig:
-    out: Path | None = option(None, "write a data set in the Kvasir layout to this folder", metavar="DIR")
+    out: Path | None = option(
+        None,
+        "write a data set in the Kvasir layout to this folder (an earlier one needs --overwrite)",
+        metavar="DIR",
+    )
     count: int = option(200, "images in the data set", low=1)
     size: int = option(256, "image size in pixels (square)", low=8, high=8192)
     video: Path | None = option(
-        None, "write a clip (.mp4/.mkv) and its masks to OUT_masks/", metavar="OUT.mp4"
+        None,
+        "write a clip (.mp4/.mkv) and its masks to OUT_masks/ (an earlier clip needs --overwrite)",
+        metavar="OUT.mp4",
     )
     frames: int = option(
         300, "frames in the clip (a --from-images clip has seconds-per-image × fps frames per image)", low=1
@@ -165,3 +178,8 @@ class SynthConfig:
         2.0, "--from-images: seconds of pan and zoom over each image", low=0, low_open=True
     )
     seed: int = option(0, "random seed (same seed, same output)", low=0)
+    overwrite: bool = option(
+        False,
+        "replace an earlier data set (--out: its NNNNN images and masks) or clip (--video and its "
+        "masks folder); files synth did not name stay; without it an earlier one is refused",
+    )

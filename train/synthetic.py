@@ -1,11 +1,15 @@
 """Synthetic data written to disk: image/mask data sets, and clips with their ground-truth masks.
 
 Scenes come from polyp_rt.train.scenes; `PanZoomClip` moves over real image/mask pairs
-instead. Masks are written as PNG with values {0, 255}.
+instead. Masks are written as PNG with values {0, 255}. An earlier data set or clip is replaced
+only with --overwrite (`check_synth_outputs`), and then the files of synth's own names are
+removed first, so no stale pair or mask stays; files of other names are never touched.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sized
 from pathlib import Path
@@ -14,8 +18,56 @@ import cv2
 import numpy as np
 
 from polyp_rt.core.errors import InputFileError
+from polyp_rt.core.locks import check_free, held_folder
+from polyp_rt.core.paths import Place, check_new, check_paths, check_writable, make_folder
+from polyp_rt.train.config import SynthConfig
 from polyp_rt.train.data import Pair, read_mask, read_rgb, scan_folder
 from polyp_rt.train.scenes import Clip, SceneConfig, Size, size_wh, smoothstep, synth_image, warp
+
+log = logging.getLogger(__name__)
+
+# the names synth writes (and so may remove): a data set's NNNNN.jpg / NNNNN.png, a clip's NNNNNN.png
+OWN_NAMES = {"images": re.compile(r"\d{5,}\.jpg"), "masks": re.compile(r"\d{5,}\.png")}
+CLIP_MASK_NAME = re.compile(r"\d{6,}\.png")
+
+
+def clip_masks_dir(video: Path) -> Path:
+    """Where `synth --video OUT.mp4` writes the clip's ground truth: OUT_masks/ beside it."""
+    return video.with_name(video.stem + "_masks")
+
+
+def check_synth_outputs(config: SynthConfig) -> None:
+    """OutputError before anything is read or written: an output over --from-images, one that
+    cannot be written, or an earlier data set or clip there without --overwrite."""
+    inputs = []
+    if config.from_images:
+        inputs = [Place(f"--from-images {sub}/", config.from_images / sub, folder=True) for sub in OWN_NAMES]
+    if config.out:
+        check_writable(Place("--out", config.out, folder=True))
+        outputs = [Place(f"--out {sub}/", config.out / sub, folder=True) for sub in OWN_NAMES]
+    else:
+        assert config.video is not None
+        outputs = [
+            Place("--video", config.video),
+            Place("the clip's masks folder", clip_masks_dir(config.video), folder=True),
+        ]
+    check_paths(inputs, outputs)
+    for place in outputs:
+        check_new(place, config.overwrite)
+        check_free(place.path, place.what, place.folder)
+
+
+def remove_own(folder: Path, names: re.Pattern[str]) -> int:
+    """Remove the files in `folder` whose names synth writes (an earlier output's); the count."""
+    removed = 0
+    for path in folder.iterdir():
+        if names.fullmatch(path.name) and (path.is_symlink() or path.is_file()):
+            path.unlink()
+            removed += 1
+    others = sum(1 for _ in folder.iterdir())
+    if others:
+        log.warning("%s: %d files synth did not write stay beside the new ones", folder, others)
+    return removed
 
 
 def write_dataset(
@@ -29,13 +81,27 @@ def write_dataset(
     """Write `count` synthetic pairs in the Kvasir layout; returns the number written.
 
     out_dir/images/NNNNN.jpg (JPEG quality 95) and out_dir/masks/NNNNN.png (exact).
-    Image i is seeded by (seed, i), so any one can be regenerated alone.
+    Image i is seeded by (seed, i), so any one can be regenerated alone. The folder is locked while
+    it is written (one writer); pairs of an earlier data set there (synth's own names) are removed.
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    with held_folder(out, "the data set folder"):
+        for sub, names in OWN_NAMES.items():
+            remove_own(make_folder(out / sub, f"the data set's {sub}/ folder"), names)
+        _write_pairs(out, count, size, seed, progress, config)
+    return count
+
+
+def _write_pairs(
+    out: Path,
+    count: int,
+    size: Size,
+    seed: int,
+    progress: Callable[[int], object] | None,
+    config: SceneConfig | None,
+) -> None:
     for i in range(count):
         rgb, mask = synth_image(np.random.default_rng([seed, i]), size, config)
         name = f"{i:05d}"
@@ -49,7 +115,6 @@ def write_dataset(
             raise InputFileError(f"cannot write synthetic data into {out}: check the folder")
         if progress is not None:
             progress(1)
-    return count
 
 
 class PanZoomClip:
@@ -139,8 +204,7 @@ def write_clip_masks(
         raise ValueError(f"count must be >= 0, got {count}")
     if isinstance(clip, Sized) and count > len(clip):
         raise ValueError(f"the clip has {len(clip)} frames, cannot write {count}")
-    out = Path(masks_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(masks_dir), "the masks folder")
     for i in range(count):
         save_frame_mask(out, i, clip.frame(i)[1])
         if progress is not None:

@@ -15,6 +15,7 @@ import torch
 
 from polyp_rt.core.errors import OutputError, PolypRtError
 from polyp_rt.core.files import to_json, write_json
+from polyp_rt.core.locks import check_free, held_folder
 from polyp_rt.core.options import out_of_range
 from polyp_rt.core.paths import Place, check_outputs
 from polyp_rt.core.progress import progress_bar
@@ -30,6 +31,9 @@ from polyp_rt.train.plots import plot_curves
 from polyp_rt.train.run_data import dataset_names, load_data, make_loaders
 
 log = logging.getLogger(__name__)
+
+# what a run writes into its folder (and a new run with --overwrite removes first)
+RUN_FILES = ("best.pt", "last.pt", "split.json", "metrics.jsonl", "curves.png", "test_metrics.json")
 
 
 def default_device() -> str:
@@ -160,10 +164,38 @@ def train(config: TrainConfig) -> dict[str, Any]:
     np.random.seed(config.seed)
 
     start = _start(config)
+    check_run_folder(start, config.overwrite)
     config.epochs = config.epochs or DEFAULT_EPOCHS
     sets = load_data(config, start.split_file)  # before the run folder exists: bad data leaves nothing behind
+    with held_folder(start.run, "the run folder"):  # one training per run folder
+        if not start.resumed:
+            for name in RUN_FILES:  # an earlier run's (--overwrite): none of its files stays
+                (start.run / name).unlink(missing_ok=True)
+        return _train_in(config, start, sets, device)
+
+
+def check_run_folder(start: RunStart, overwrite: bool) -> None:
+    """OutputError where a new run's folder holds a run (a checkpoint) already, unless --overwrite;
+    or where a training writes in it now."""
+    held = [name for name in ("best.pt", "last.pt") if (start.run / name).exists()]
+    if held and not start.resumed and not overwrite:
+        raise OutputError(
+            f"{start.run}: holds a run already ({', '.join(held)}); continue it with --resume "
+            f"{start.run / 'last.pt'}, or pass --overwrite to start a new run there (its files are replaced)"
+        )
+    check_free(start.run, "the run folder", folder=True)  # a training in it now
+
+
+def _train_in(
+    config: TrainConfig, start: RunStart, sets: list[Splits], device: torch.device
+) -> dict[str, Any]:
+    """The training itself, in its (held) run folder."""
+    assert config.epochs is not None  # set by train()
     run, contract, resumed = start.run, start.contract, start.resumed
-    _make_run_folder(run, sets, fresh=resumed is None)
+    write_json(run / "split.json", splits_json(sets))
+    for name, splits in zip(dataset_names(sets), sets, strict=True):
+        counts = ", ".join(f"{len(v)} {k}" for k, v in splits.pairs.items())
+        log.info("data %s: %s (%s): %s", name, splits.root, splits.how, counts)
 
     # a resumed or fine-tuned run takes its weights from the checkpoint, not from a weights package
     tuned = resumed or start.initial
@@ -218,19 +250,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     }
     write_json(run / "test_metrics.json", summary)
     return summary
-
-
-def _make_run_folder(run: Path, sets: list[Splits], fresh: bool) -> None:
-    try:
-        run.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{run}: cannot create the run folder ({exc.strerror or exc})") from exc
-    if fresh:
-        (run / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run in a reused folder
-    write_json(run / "split.json", splits_json(sets))
-    for name, splits in zip(dataset_names(sets), sets, strict=True):
-        counts = ", ".join(f"{len(v)} {k}" for k, v in splits.pairs.items())
-        log.info("data %s: %s (%s): %s", name, splits.root, splits.how, counts)
 
 
 def _provenance(
