@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyp_rt.core.errors import OutputError, PolypRtError
+from polyp_rt.core.errors import ModelError, OutputError, PolypRtError
 from polyp_rt.core.files import to_json, write_json
 from polyp_rt.core.options import out_of_range
 from polyp_rt.core.paths import Place, check_outputs
@@ -135,6 +135,17 @@ def _continue_settings(config: TrainConfig, provenance: dict[str, Any]) -> None:
     )
 
 
+def _check_run_folder(run: Path, resume: Path | None) -> None:
+    """A resumed run continues in the folder of its last.pt, which holds its best.pt and data split."""
+    missing = [name for name in ("best.pt", "split.json") if not (run / name).is_file()]
+    if missing:
+        raise ModelError(
+            f"{resume}: a training checkpoint away from its run folder ({run} has no {' or '.join(missing)}), "
+            "so --resume cannot continue that run; resume from the last.pt in the run's own folder, or "
+            f"start a new run from its weights with --init {resume}"
+        )
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run a whole training; returns the summary printed at the end (also in RUN/test_metrics.json)."""
     problem = out_of_range(config)  # the flags are checked when parsed; a config built in code here
@@ -159,6 +170,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if resumed:
         mconf, contract = resumed.config, resumed.contract
         run = config.resume.parent if config.resume else Path()
+        _check_run_folder(run, config.resume)
         _continue_settings(config, resumed.provenance)
         split_file = run / "split.json" if (run / "split.json").is_file() else None
     elif initial:
