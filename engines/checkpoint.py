@@ -102,6 +102,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except pickle.UnpicklingError as exc:  # torch refused it: say what it is, not what torch said
         raise ModelError(refusal(path)) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        found = inspect_torch_file(path)
+        if found.archive and not found.is_pickle:  # an intact zip, but not torch's
+            raise ModelError(refusal(path)) from exc
         raise ModelError(
             f"{path}: not a readable torch checkpoint ({str(exc).strip().splitlines()[0][:160]}); "
             "is the file complete?"
@@ -154,6 +157,8 @@ def _weights(path: Path, state: Any) -> dict[str, Any]:
 def refusal(path: Path) -> str:
     """Why torch's weights-only loader refused `path`, from what the file is (nothing in it is run)."""
     found = inspect_torch_file(path)
+    if found.archive and not found.is_pickle:
+        return f"{path}: a zip archive, not a torch checkpoint (it holds no data.pkl); {TRAINED}"
     if not found.is_pickle:
         return (
             f"{path}: not a torch checkpoint (its bytes are neither torch's format nor a pickle); "

@@ -41,6 +41,7 @@ class TorchFile:
 
     kind: str  # "a file in torch's zip format", ..., "a plain Python pickle", or "" (none of them)
     code: tuple[str, ...] = ()  # e.g. ("posix.system",)
+    archive: bool = False  # a zip archive (torch's format is one, holding data.pkl)
 
     @property
     def is_pickle(self) -> bool:
@@ -52,12 +53,10 @@ def inspect_torch_file(path: Path) -> TorchFile:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
-            if not pickles:
-                return TorchFile("")
-            scanned = _scan(io.BytesIO(archive.read(pickles[0])))
+            scanned = _scan(io.BytesIO(archive.read(pickles[0]))) if pickles else None
         if scanned is None:
-            return TorchFile("")
-        return TorchFile("a file in torch's zip format", _beyond_plain(scanned[0]))
+            return TorchFile("", archive=True)
+        return TorchFile("a file in torch's zip format", _beyond_plain(scanned[0]), archive=True)
     with open(path, "rb") as f:
         scanned = _scan(f)
         if scanned is None:
