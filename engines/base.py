@@ -96,6 +96,7 @@ class Engine(ABC):
 
     @property
     def is_cuda(self) -> bool:
+        """Whether the engine runs on a CUDA device."""
         return self.device.startswith("cuda")
 
     def infer(self, batch: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ class ModelContract:
 
     @property
     def size(self) -> tuple[int, int]:
+        """(height, width) of the model's input."""
         return (self.height, self.width)
 
     def to_dict(self) -> dict[str, Any]:

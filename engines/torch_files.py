@@ -45,6 +45,7 @@ class TorchFile:
 
     @property
     def is_pickle(self) -> bool:
+        """Whether the file is (or holds) a whole pickle at all."""
         return bool(self.kind)
 
 

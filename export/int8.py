@@ -169,6 +169,7 @@ class _ImageReader:
         self.paths, self.contract, self.progress, self.done = paths, contract, progress, 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next preprocessed image as the model's input, or None after the last."""
         if self.done == len(self.paths):
             return None
         x = preprocess(read_rgb(self.paths[self.done]), self.contract)[None]

@@ -21,6 +21,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import onnx
+    import torch
 
 from polyp_rt.core.errors import ModelError, PolypRtError
 from polyp_rt.engines.checkpoint import load_checkpoint, sha256_file
@@ -80,7 +81,6 @@ def export_onnx(
     ModelError, with the file removed, when the exporter, onnx.checker or the verification fails.
     """
     import onnx
-    import torch
 
     started = time.monotonic()
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
@@ -97,30 +97,7 @@ def export_onnx(
         raise PolypRtError(f"{output}: the output of export is an .onnx file")
     output.parent.mkdir(parents=True, exist_ok=True)
 
-    dtype = torch.float16 if fp16 else torch.float32
-    example = torch.zeros(1, 3, contract.height, contract.width, dtype=dtype)
-    dynamic = ({0: torch.export.Dim("N", min=1, max=256)},) if dynamic_batch else None
-    converter_log = logging.getLogger("onnxscript.version_converter")
-    level = converter_log.level
-    converter_log.setLevel(logging.ERROR)  # a failed conversion is checked below, in one line
-    try:
-        torch.onnx.export(
-            copy.deepcopy(model).to(dtype),
-            (example,),
-            str(output),
-            input_names=[contract.input_name],
-            output_names=[contract.output_name],
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            dynamic_shapes=dynamic,
-            verbose=False,
-        )
-    except Exception as exc:  # the exporter raises many types; the first line says what failed
-        raise ModelError(f"{checkpoint}: ONNX export failed ({str(exc).splitlines()[0]})") from exc
-    finally:
-        converter_log.setLevel(level)
-
+    _torch_export(model, output, contract, opset, fp16, dynamic_batch, checkpoint)
     proto = onnx.load(str(output))
     written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
@@ -154,6 +131,43 @@ def export_onnx(
         dice,
         time.monotonic() - started,
     )
+
+
+def _torch_export(
+    model: torch.nn.Module,
+    output: Path,
+    contract: ModelContract,
+    opset: int,
+    fp16: bool,
+    dynamic_batch: bool,
+    checkpoint: Path,
+) -> None:
+    """torch.onnx.export (dynamo) of `model` to `output`; ModelError in one line if the exporter fails."""
+    import torch
+
+    dtype = torch.float16 if fp16 else torch.float32
+    example = torch.zeros(1, 3, contract.height, contract.width, dtype=dtype)
+    dynamic = ({0: torch.export.Dim("N", min=1, max=256)},) if dynamic_batch else None
+    converter_log = logging.getLogger("onnxscript.version_converter")
+    level = converter_log.level
+    converter_log.setLevel(logging.ERROR)  # a failed conversion is checked below, in one line
+    try:
+        torch.onnx.export(
+            copy.deepcopy(model).to(dtype),
+            (example,),
+            str(output),
+            input_names=[contract.input_name],
+            output_names=[contract.output_name],
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=dynamic,
+            verbose=False,
+        )
+    except Exception as exc:  # the exporter raises many types; the first line says what failed
+        raise ModelError(f"{checkpoint}: ONNX export failed ({str(exc).splitlines()[0]})") from exc
+    finally:
+        converter_log.setLevel(level)
 
 
 def verify(

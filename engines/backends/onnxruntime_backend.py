@@ -30,6 +30,8 @@ PROVIDERS = {
 
 
 class OnnxRuntimeEngine(Engine):
+    """An .onnx file in an ONNX Runtime session (TensorRT, CUDA or CPU execution provider)."""
+
     name = "onnxruntime"
     suffixes = (".onnx",)
     variants = tuple(PROVIDERS)

@@ -21,6 +21,8 @@ INSTALL = 'pip install "polyp-rt[openvino]"'
 
 
 class OpenVinoEngine(Engine):
+    """An .onnx file compiled by OpenVINO for the CPU, for a fixed batch."""
+
     name = "openvino"
     suffixes = (".onnx",)
 

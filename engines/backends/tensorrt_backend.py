@@ -52,6 +52,7 @@ def require_tensorrt() -> str:
 
 
 def require_cuda() -> None:
+    """BackendUnavailable unless torch is installed and sees a CUDA GPU."""
     try:
         import torch
     except ImportError as exc:  # the TensorRT backend moves its buffers with torch
@@ -92,6 +93,8 @@ def _torch_dtype(dtype: trt.DataType, what: str) -> torch.dtype:
 
 
 class TensorRTEngine(Engine):
+    """A serialized TensorRT engine with its sidecar, on one CUDA GPU (buffers held by torch)."""
+
     name = "tensorrt"
     suffixes = (".engine", ".plan")
     cuda_graphs = True

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class TorchEngine(Engine):
+    """A checkpoint's UNet++ in torch: eager, or FP16 with a CUDA graph on a GPU."""
+
     name = "torch"
     suffixes = (".pt", ".pth")
     fp16_option = True
