@@ -166,12 +166,13 @@ def refusal(path: Path) -> str:
         )
     if found.code:
         shown = ", ".join(found.code[:3]) + (", ..." if len(found.code) > 3 else "")
-        return (
-            f"{path}: refused to load: {found.kind} whose pickle would run Python code ({shown}) when "
-            "loaded, beyond the tensors and plain data a checkpoint holds; it was not run (torch "
-            "weights_only=True); only load checkpoints written by `polyp-rt train`"
+        whole_model = (
+            " (a whole torch.nn model, saved with torch.save(model)?)" if "torch.nn." in shown else ""
         )
-    return (
-        f"{path}: {found.kind} that torch's weights-only loader cannot read (not written by torch.save); "
-        f"{TRAINED}"
-    )
+        return (
+            f"{path}: refused to load: {found.kind} whose pickle would call Python code beyond tensors "
+            f"and plain data when loaded ({shown}){whole_model}; it was not run (torch weights_only=True); "
+            "only load checkpoints written by `polyp-rt train`"
+        )
+    made = "not written by torch.save" if found.kind == "a plain Python pickle" else "damaged?"
+    return f"{path}: {found.kind} that torch's weights-only loader cannot read ({made}); {TRAINED}"

@@ -5,7 +5,9 @@ and plain data, but its message changes between torch versions (2.14 calls a blo
 "unsupported GLOBAL ... whose module ... is blocked", earlier ones "Unsupported global").
 So the checkpoint loader does not read torch's words: it asks this module what the file is
 (torch's zip archive, torch's older format, a plain pickle, or none of them) and which
-callables its pickles name, read with `pickletools` (which parses opcodes and runs nothing).
+callables its pickles name beyond plain data: for the zip format torch's own public answer
+(`torch.serialization.get_unsafe_globals_in_checkpoint`), for the others the pickle's opcodes
+read with `pickletools` (which parses them and runs nothing).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, BinaryIO
 
 # Callables a torch checkpoint of tensors and plain data names (torch's own, and what
 # torch.save writes for an OrderedDict state_dict); any other is code the file wants run.
-PLAIN = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset")
+PLAIN = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "__builtin__.set")
 _STRINGS = {
     "SHORT_BINUNICODE",
     "BINUNICODE",
@@ -57,7 +59,7 @@ def inspect_torch_file(path: Path) -> TorchFile:
             scanned = _scan(io.BytesIO(archive.read(pickles[0]))) if pickles else None
         if scanned is None:
             return TorchFile("", archive=True)
-        return TorchFile("a file in torch's zip format", _beyond_plain(scanned[0]), archive=True)
+        return TorchFile("a file in torch's zip format", _unsafe_in_archive(path, scanned[0]), archive=True)
     with open(path, "rb") as f:
         scanned = _scan(f)
         if scanned is None:
@@ -70,6 +72,16 @@ def inspect_torch_file(path: Path) -> TorchFile:
             names += more[0]
     kind = "a file in torch's older format" if older else "a plain Python pickle"
     return TorchFile(kind, _beyond_plain(names))
+
+
+def _unsafe_in_archive(path: Path, names: list[str]) -> tuple[str, ...]:
+    """What torch's weights-only loader refuses in a zip-format file (torch says; else our scan)."""
+    try:
+        from torch.serialization import get_unsafe_globals_in_checkpoint
+
+        return tuple(get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # torch missing, or too old to have it, or a file it cannot read
+        return _beyond_plain(names)
 
 
 def _beyond_plain(names: list[str]) -> tuple[str, ...]:

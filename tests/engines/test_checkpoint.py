@@ -65,11 +65,21 @@ def test_a_pickle_that_carries_code_is_named_and_never_run(tmp_path, kind, paylo
     with pytest.raises(ModelError) as info:
         load_checkpoint(path)
     assert str(info.value) == (
-        f"{path}: refused to load: {KINDS[kind]} whose pickle would run Python code ({callable_name}) "
-        "when loaded, beyond the tensors and plain data a checkpoint holds; it was not run (torch "
-        "weights_only=True); only load checkpoints written by `polyp-rt train`"
+        f"{path}: refused to load: {KINDS[kind]} whose pickle would call Python code beyond tensors and "
+        f"plain data when loaded ({callable_name}); it was not run (torch weights_only=True); only load "
+        "checkpoints written by `polyp-rt train`"
     )
     assert not marker.exists()
+
+
+def test_a_whole_pickled_model_is_called_one(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Conv2d(3, 1, 3), path)
+    with pytest.raises(ModelError) as info:
+        load_checkpoint(path)
+    assert "(torch.nn.modules.conv.Conv2d) (a whole torch.nn model, saved with torch.save(model)?)" in str(
+        info.value
+    )
 
 
 def test_what_torch_cannot_read_is_called_what_it_is(tmp_path):

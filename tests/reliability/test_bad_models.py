@@ -273,7 +273,8 @@ CASES = {  # name: (make the file, words the line must hold besides the file nam
 def test_bad_model_is_one_line_naming_the_file(micro_onnx, tmp_path, capsys, one_error_line, case):
     make, words = CASES[case]
     model = make(micro_onnx, tmp_path)
-    code = main(["--source", "synthetic:96x80@30", "--model", str(model), "--device", "cpu", "--headless"])
+    args = ["--source", "synthetic:96x80@30", "--model", str(model), "--device", "cpu", "--headless"]
+    code = main([*args, "--max-frames", "3"])  # a model that is not refused runs three frames, not forever
     assert code == 2
     line = one_error_line(capsys.readouterr().err)
     assert str(model) in line
@@ -294,7 +295,7 @@ def test_an_input_size_other_than_the_graphs_is_refused_by_each_backend(
         pytest.skip("openvino is not installed")
     model = size_other_than_the_graph(None, tmp_path)
     run = ["--source", "synthetic:96x80@30", "--model", str(model), "--backend", backend, "--headless"]
-    assert main([*run, "--device", "cpu"]) == 2
+    assert main([*run, "--device", "cpu", "--max-frames", "3"]) == 2
     assert "input size 96x96 (fields 'height' and 'width')" in one_error_line(capsys.readouterr().err)
 
 

@@ -53,7 +53,11 @@ def test_a_run_counts_the_frames_with_nan_logits_and_warns_once(tmp_path, capsys
     report = json.loads(stats.read_text())
     assert report["frames_processed"] >= 1
     assert report["nonfinite_frames"] == report["frames_processed"]  # every scene has dark pixels
-    assert capsys.readouterr().err.count(WARNING) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count(WARNING) == 1
+    assert f"NaN logits in {report['nonfinite_frames']} frames" in " ".join(
+        (captured.out + captured.err).split()
+    )
 
 
 class DarkIsNaN(torch.nn.Module):
