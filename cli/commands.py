@@ -173,7 +173,9 @@ def export_command(config: ExportConfig) -> int:
         "precision": report.precision,
         "batch": "dynamic" if report.dynamic_batch else "1",
         "max |ONNX Runtime - torch| logits": f"{report.max_abs_diff:.2e}",
-        "mask Dice vs torch FP32": f"{report.mask_dice:.5f}",
+        "mask Dice vs torch FP32": "- (neither marks a pixel)"
+        if report.mask_dice is None
+        else f"{report.mask_dice:.5f}",
         "seconds": f"{report.seconds:.1f}",
     }
     console.print(facts_table(f"exported {report.path}", rows))

@@ -83,4 +83,6 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
         f"{summary['frames_in']} frames in, {summary['frames_processed']} processed, {summary['fps']:.1f} fps "
         f"over {summary['seconds']:.1f} s · dropped: {dropped} · skipped input: {skipped}"
     )
+    if summary.get("nonfinite_frames"):
+        table.caption += f" · NaN logits in {summary['nonfinite_frames']} frames"
     return table

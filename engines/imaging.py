@@ -12,6 +12,7 @@ from polyp_rt.engines.contract import ModelContract
 
 
 def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`rgb` at height x width: pixel-area averaging to shrink, bilinear to enlarge (as training does)."""
     import cv2
 
     if rgb.shape[:2] == (height, width):
@@ -37,14 +38,17 @@ def preprocess(rgb: np.ndarray, contract: ModelContract) -> np.ndarray:
 
 
 def to_batch(frames: list[np.ndarray], contract: ModelContract) -> np.ndarray:
+    """uint8 RGB frames of any size -> one float32 batch [N,3,h,w] at the model's input size."""
     return np.stack([preprocess(f, contract) for f in frames])
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function in float32 (logits clipped to +-30, so exp never overflows)."""
     return (1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))).astype(np.float32)
 
 
 def logit(p: float | np.ndarray) -> np.ndarray:
+    """The inverse of the sigmoid (probabilities clipped to [1e-6, 1 - 1e-6])."""
     q = np.clip(np.asarray(p, np.float32), 1e-6, 1 - 1e-6)
     return np.log(q / (1 - q))
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """A UNet++ architecture: preset name, encoder, input side, decoder widths, encoder weights, padding."""
+
     preset: str
     encoder: str
     size: int
@@ -75,6 +77,7 @@ def model_config(
 
 
 def parse_decoder(text: str) -> tuple[int, ...]:
+    """Five decoder widths from text such as "256,128,64,32,16"; PolypRtError for anything else."""
     try:
         widths = tuple(int(part) for part in text.split(","))
     except ValueError:
@@ -117,6 +120,7 @@ def config_from_contract(contract: ModelContract) -> ModelConfig:
 
 
 def create_model(config: ModelConfig) -> torch.nn.Module:
+    """The segmentation-models-pytorch UNet++ `config` describes (one logit channel, no activation)."""
     import segmentation_models_pytorch as smp
 
     offline = config.encoder_weights == "imagenet" and config.encoder in OFFLINE_IMAGENET

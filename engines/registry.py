@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from polyp_rt.core.errors import InputFileError, PolypRtError
-from polyp_rt.engines.base import Engine, OpenOptions
-from polyp_rt.engines.contract import ModelContract
+from polyp_rt.core.errors import BackendUnavailable, PolypRtError
+from polyp_rt.engines.base import Engine, OpenOptions, canonical_device
+from polyp_rt.engines.contract import ModelContract, model_file
 
 REGISTRY: dict[str, str] = {
     "tensorrt": "polyp_rt.engines.backends.tensorrt_backend:TensorRTEngine",
@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
 
 
 def backend_class(name: str) -> type[Engine]:
+    """The Engine subclass registered as `name` (its module is imported now)."""
     module, attribute = REGISTRY[name].split(":")
     cls: type[Engine] = getattr(importlib.import_module(module), attribute)
     return cls
@@ -54,6 +55,7 @@ def parse_backend(text: str) -> tuple[type[Engine], str]:
 
 
 def suffix_of(path: Path) -> str:
+    """The file's suffix in lower case: what picks the backends that open it."""
     return path.suffix.lower()
 
 
@@ -71,9 +73,7 @@ def readers(path: Path) -> list[type[Engine]]:
 
 def read_contract(path: str | Path) -> ModelContract:
     """The model contract of any model file: checkpoint, ONNX metadata or engine sidecar."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: model file not found")
+    path = model_file(path)
     return readers(path)[0].read_contract(path)
 
 
@@ -97,14 +97,8 @@ def choose(path: Path, backend: str = "auto", device: str | None = None) -> tupl
 
 
 def settle_device(device: str | None, cls: type[Engine]) -> str:
-    """'cuda' -> 'cuda:0'; None -> the backend's default; PolypRtError for anything else."""
-    if device is None:
-        return cls.default_device()
-    if device == "cuda":
-        return "cuda:0"
-    if device == "cpu" or (device.startswith("cuda:") and device[5:].isdigit()):
-        return device
-    raise PolypRtError(f"--device {device!r}: use cpu, cuda or cuda:N")
+    """None -> the backend's default; 'cuda' -> 'cuda:0'; PolypRtError for anything but cpu and cuda[:N]."""
+    return cls.default_device() if device is None else canonical_device(device)
 
 
 def open_engine(
@@ -117,10 +111,12 @@ def open_engine(
     batch_size: int = 1,
     threads: int | None = None,
 ) -> Engine:
-    """Open `path` with `backend` ("auto": the preferred installed one) on `device` (default: its GPU if any)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: model file not found")
+    """Open `path` with `backend` ("auto": the preferred installed one) on `device` (default: its GPU if any).
+
+    The engine has run one probe batch: a model whose graph disagrees with its contract, or whose
+    logits are not finite, is refused here with one line (ModelError), before any frame is read.
+    """
+    path = model_file(path)
     cls, variant = choose(path, backend, device)
     device = settle_device(device, cls)
     if fp16 and not cls.fp16_option:
@@ -133,8 +129,11 @@ def open_engine(
         raise PolypRtError(f"{path}: --cuda-graph is for the {graphs} backends, not {cls.name}")
     reason = cls.unavailable(device)
     if reason:
-        from polyp_rt.core.errors import BackendUnavailable
-
         raise BackendUnavailable(reason)
-    options = OpenOptions(device, variant, fp16, cuda_graph, batch_size, threads)
-    return cls.open(path, options)
+    engine = cls.open(path, OpenOptions(device, variant, fp16, cuda_graph, batch_size, threads))
+    try:
+        engine.probe(str(path))
+    except BaseException:
+        engine.close()
+        raise
+    return engine

@@ -13,7 +13,8 @@ The images of the calibration folder are split, with a seed, into a calibration 
 disjoint held-out set (a train/val/test folder: train calibrates, val verifies). On the
 held-out images the INT8 file must give the FP32 file's masks (ONNX Runtime CPU, masks at
 each image's own size): Dice >= 0.98 over all their pixels, else the file is not written
-and ModelError says so. The report also gives the mean and the minimum of the per-image
+and ModelError says so. Both models must give finite logits, and at least one of them must
+mark some pixel: two empty masks agree on nothing. The report also gives the mean and the minimum of the per-image
 Dice, and, where the held-out images have masks, both models' Dice against the truth.
 
 Why all pixels and not the per-image mean: an image whose FP32 mask is a speck of a few
@@ -38,10 +39,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from polyp_rt.core.errors import DataError, InputFileError, ModelError, PolypRtError
+from polyp_rt.core.errors import DataError, ModelError, PolypRtError
 from polyp_rt.core.files import IMAGE_SUFFIXES, image_files
 from polyp_rt.core.paths import make_parent
-from polyp_rt.engines.contract import ModelContract, contract_from_onnx
+from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from polyp_rt.engines.base import Engine
+from polyp_rt.engines.contract import ModelContract, contract_from_onnx, model_file, write_onnx_contract
 from polyp_rt.engines.imaging import mask_at, preprocess
 from polyp_rt.export.onnx_export import mask_dice
 from polyp_rt.train.data import LAYOUTS, detect_layout, read_mask, read_rgb, scan_folder
@@ -55,6 +58,8 @@ Progress = Callable[[str, int, int], None]  # (stage: "calibrate" or "verify", d
 
 @dataclass(frozen=True)
 class CalibrationSplit:
+    """Which images calibrate and which verify (disjoint), and a sentence saying so."""
+
     calibration: list[Path]
     verification: list[tuple[Path, Path | None]]  # (image, its mask where the data set has one)
     how: str  # e.g. "calibrated on 200 of 1237 images in train/, verified on 100 of 150 in val/"
@@ -62,6 +67,8 @@ class CalibrationSplit:
 
 @dataclass
 class Int8Report:
+    """What `quantize_int8` wrote, on which images, and how well INT8 agreed with FP32."""
+
     path: Path
     bytes: int
     fp32_bytes: int
@@ -78,6 +85,7 @@ class Int8Report:
 
     @property
     def dataset_dice_drop(self) -> float | None:
+        """FP32's Dice against the truth minus INT8's (None without ground truth)."""
         if self.dataset_dice_fp32 is None or self.dataset_dice_int8 is None:
             return None
         return self.dataset_dice_fp32 - self.dataset_dice_int8
@@ -162,6 +170,7 @@ class _ImageReader:
         self.paths, self.contract, self.progress, self.done = paths, contract, progress, 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next preprocessed image as the model's input, or None after the last."""
         if self.done == len(self.paths):
             return None
         x = preprocess(read_rgb(self.paths[self.done]), self.contract)[None]
@@ -199,9 +208,7 @@ def quantize_int8(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     started = time.monotonic()
-    fp32_onnx, output = Path(fp32_onnx), Path(output)
-    if not fp32_onnx.is_file():
-        raise InputFileError(f"{fp32_onnx}: model file not found")
+    fp32_onnx, output = model_file(fp32_onnx), Path(output)
     if output.suffix.lower() != ".onnx":
         raise PolypRtError(f"{output}: the INT8 model is an .onnx file")
     if output.resolve() == fp32_onnx.resolve():
@@ -216,6 +223,8 @@ def quantize_int8(
             f"{fp32_onnx}: its weights are {contract.precision}; quantise the FP32 export "
             "(`polyp-rt export` without --fp16)"
         )
+    with OnnxRuntimeEngine(fp32_onnx, "cpu") as fp32:
+        fp32.probe(str(fp32_onnx))  # an FP32 model that gives NaN is refused before calibrating
     split = calibration_split(calibrate, images, verify_images, seed)
     log.info("INT8: %s", split.how)
     settings = {
@@ -259,10 +268,7 @@ def quantize_int8(
             raise ModelError(f"{fp32_onnx}: INT8 quantisation failed ({_first_line(exc)})") from exc
 
         proto = onnx.load(str(quantized))
-        del proto.metadata_props[:]
-        for key, value in dataclasses.replace(contract, precision="int8").to_metadata().items():
-            proto.metadata_props.add(key=key, value=value)
-        proto.producer_name = "polyp-rt"
+        write_onnx_contract(proto, dataclasses.replace(contract, precision="int8"))
         onnx.save(proto, str(quantized))
         onnx.checker.check_model(str(quantized))
 
@@ -275,18 +281,7 @@ def quantize_int8(
             check.mask_dice_mean,
             check.mask_dice_min,
         )
-        if check.mask_dice < min_mask_dice:
-            truth = (
-                f", data-set Dice {check.dataset_dice_fp32:.3f} FP32 -> {check.dataset_dice_int8:.3f} INT8"
-                if check.dataset_dice_fp32 is not None and check.dataset_dice_int8 is not None
-                else ""
-            )
-            raise ModelError(
-                f"{output}: INT8 verification failed, its masks agree with FP32 at Dice {check.mask_dice:.3f} "
-                f"(needed >= {min_mask_dice}; per image mean {check.mask_dice_mean:.3f}{truth}) on {n} held-out "
-                f"images of {calibrate}; calibrate on more images like the ones the model will see, "
-                "or run the FP32 model"
-            )
+        _gate(check, output, f"{n} held-out images of {calibrate}", min_mask_dice)
         os.replace(quantized, output)
 
     return Int8Report(
@@ -306,8 +301,33 @@ def quantize_int8(
     )
 
 
+def _gate(check: Int8Check, output: Path, images: str, min_mask_dice: float) -> None:
+    """ModelError unless the INT8 masks agree with FP32's on `images` at `min_mask_dice` or better,
+    and some pixel is marked at all (two empty masks agree on nothing)."""
+    if check.marked == 0:
+        raise ModelError(
+            f"{output}: INT8 verification failed, neither the FP32 nor the INT8 model marks a single pixel "
+            f"on the {images}, so their agreement (Dice 1 of empty masks) says nothing; verify on images "
+            "that show polyps"
+        )
+    if check.mask_dice < min_mask_dice:
+        truth = (
+            f", data-set Dice {check.dataset_dice_fp32:.3f} FP32 -> {check.dataset_dice_int8:.3f} INT8"
+            if check.dataset_dice_fp32 is not None and check.dataset_dice_int8 is not None
+            else ""
+        )
+        raise ModelError(
+            f"{output}: INT8 verification failed, its masks agree with FP32 at Dice {check.mask_dice:.3f} "
+            f"(needed >= {min_mask_dice}; per image mean {check.mask_dice_mean:.3f}{truth}) on {images}; "
+            "calibrate on more images like the ones the model will see, or run the FP32 model"
+        )
+
+
 @dataclass(frozen=True)
 class Int8Check:
+    """INT8 against FP32 masks on the held-out images (and both against the truth where known)."""
+
+    marked: int  # pixels either model marks, over all held-out images (0: nothing to compare)
     mask_dice: float
     mask_dice_mean: float
     mask_dice_min: float
@@ -323,8 +343,6 @@ def verify_int8(
     progress: Progress | None = None,
 ) -> Int8Check:
     """INT8 masks against FP32 masks (and both against the truth where there is one), ONNX Runtime CPU."""
-    from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-
     dices: list[float] = []
     overlap = marked = 0
     truth_fp32, truth_int8 = MetricSet(), MetricSet()
@@ -333,8 +351,10 @@ def verify_int8(
             rgb = read_rgb(image)
             h, w = rgb.shape[:2]
             x = preprocess(rgb, contract)[None]
-            a = mask_at(fp32.infer(x)[0], h, w, contract.threshold).astype(bool)
-            b = mask_at(int8.infer(x)[0], h, w, contract.threshold).astype(bool)
+            a, b = (
+                _mask(engine, x, h, w, contract, image, what)
+                for engine, what in ((fp32, fp32_onnx), (int8, "its INT8 model"))
+            )
             dices.append(mask_dice(a, b))
             overlap += 2 * int(np.count_nonzero(a & b))
             marked += int(np.count_nonzero(a)) + int(np.count_nonzero(b))
@@ -346,12 +366,26 @@ def verify_int8(
                 progress("verify", done, len(held_out))
     with_truth = bool(truth_fp32.per_image)
     return Int8Check(
+        marked,
         overlap / marked if marked else 1.0,
         float(np.mean(dices)),
         float(np.min(dices)),
         float(truth_fp32.summary()["dice"]) if with_truth else None,  # type: ignore[arg-type]
         float(truth_int8.summary()["dice"]) if with_truth else None,  # type: ignore[arg-type]
     )
+
+
+def _mask(
+    engine: Engine, x: np.ndarray, h: int, w: int, contract: ModelContract, image: Path, what: object
+) -> np.ndarray:
+    """The engine's boolean mask at h x w for the batch `x`; ModelError if its logits are not finite."""
+    logits = engine.infer(x)[0]
+    if not np.isfinite(logits).all():
+        raise ModelError(
+            f"{what}: INT8 verification failed, its logits on {image.name} are NaN or infinite, so its "
+            "masks would be empty; quantise a model whose FP32 file runs (`polyp-rt eval` scores it)"
+        )
+    return mask_at(logits, h, w, contract.threshold).astype(bool)
 
 
 def edge_convolutions(model: Path) -> list[str]:

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyp_rt.core.errors import InputFileError, ModelError, PolypRtError
+from polyp_rt.core.errors import ModelError, PolypRtError
 from polyp_rt.core.paths import make_parent
 from polyp_rt.engines.backends.tensorrt_backend import gpu_identity, require_cuda, require_tensorrt
 from polyp_rt.engines.checkpoint import sha256_file
-from polyp_rt.engines.contract import contract_from_onnx
+from polyp_rt.engines.contract import TensorSpec, check_io, contract_from_onnx, model_file
 from polyp_rt.engines.sidecar import sidecar_path, write_sidecar
 
 if TYPE_CHECKING:
@@ -95,6 +95,12 @@ def _parse(
     return network, parser
 
 
+def _spec(tensor: trt.ITensor) -> TensorSpec:
+    """A network input or output as a TensorSpec (-1: a dynamic dimension)."""
+    dims = tensor.shape
+    return TensorSpec(tensor.name, tuple(None if dims[i] < 0 else int(dims[i]) for i in range(len(dims))))
+
+
 def build_engine(
     onnx_path: str | Path,
     out_path: str | Path,
@@ -112,9 +118,7 @@ def build_engine(
     require_cuda()
     import tensorrt as trt
 
-    onnx_path, out_path = Path(onnx_path), Path(out_path)
-    if not onnx_path.is_file():
-        raise InputFileError(f"{onnx_path}: ONNX file not found")
+    onnx_path, out_path = model_file(onnx_path, "ONNX file"), Path(out_path)
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise PolypRtError(
             f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})"
@@ -122,18 +126,16 @@ def build_engine(
     make_parent(out_path, "--output")
     report = progress or (lambda phase, fraction: None)
     report("parsing ONNX", 0.0)
-    contract = contract_from_onnx(Path(onnx_path))
+    contract = contract_from_onnx(onnx_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = _parse(builder, onnx_path, logger)
-    inputs = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
-    if contract.input_name not in inputs:
-        raise ModelError(
-            f"{onnx_path}: no input named {contract.input_name!r} (it has {', '.join(inputs)}); "
-            "re-export it with `polyp-rt export`"
-        )
-    batch = int(inputs[contract.input_name].shape[0])
-    if batch > 0 and (min_batch, opt_batch, max_batch) != (batch, batch, batch):
+    inputs = [_spec(network.get_input(i)) for i in range(network.num_inputs)]
+    check_io(
+        contract, inputs, [_spec(network.get_output(i)) for i in range(network.num_outputs)], str(onnx_path)
+    )
+    batch = inputs[0].shape[0]
+    if batch is not None and (min_batch, opt_batch, max_batch) != (batch, batch, batch):
         log.warning("%s has a fixed batch of %d; building for that batch only", onnx_path, batch)
         min_batch = opt_batch = max_batch = batch
     chw = [3, contract.height, contract.width]

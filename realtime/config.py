@@ -74,7 +74,12 @@ class RunConfig:
         f"what to play: {SOURCE_FORMS}; a URL's password or token opens the stream and is shown nowhere",
         metavar="SRC",
     )
-    model: Path = option(DEMO_MODEL, "checkpoint, ONNX or TensorRT engine", metavar="M")
+    model: Path = option(
+        DEMO_MODEL,
+        "checkpoint, ONNX or TensorRT engine (refused if its contract is malformed or disagrees with "
+        "its graph, or it gives NaN logits on a plain frame)",
+        metavar="M",
+    )
     backend: str = option("auto", "inference backend (`polyp-rt info` lists them)")
     device: str | None = option(None, "cpu or cuda[:N] (default: the backend's GPU if it has one here)")
     fp16: bool = option(False, "torch backend: FP16 on CUDA")

@@ -6,7 +6,7 @@ import numpy as np
 
 from polyp_rt.engines.imaging import logit, mask_at, preprocess, sigmoid
 from polyp_rt.realtime.frame import Frame, Stamp
-from polyp_rt.realtime.stage import InferenceStage
+from polyp_rt.realtime.stage import BOUND, InferenceStage
 
 
 class CpuStage(InferenceStage):
@@ -19,6 +19,9 @@ class CpuStage(InferenceStage):
         frame.stamp(Stamp.PREPROCESSED)
         logits = self.engine.infer(batch)[0, 0]
         frame.stamp(Stamp.INFERRED)
+        if not np.isfinite(logits).all():
+            self._nonfinite(frame)
+            logits = np.nan_to_num(logits, nan=-BOUND, posinf=BOUND, neginf=-BOUND)
         if self.smoothing > 0:
             prob = sigmoid(logits)
             if self._previous is not None:

@@ -30,7 +30,7 @@ from polyp_rt.engines.base import Engine
 from polyp_rt.engines.imaging import logit
 from polyp_rt.realtime.config import OverlayConfig
 from polyp_rt.realtime.frame import GPU_STEPS, Frame, Stamp
-from polyp_rt.realtime.stage import InferenceStage
+from polyp_rt.realtime.stage import BOUND, InferenceStage
 from polyp_rt.realtime.style import OverlayStyle, outline_width
 
 
@@ -161,18 +161,21 @@ class TorchStage(InferenceStage):
             frame.stamp(Stamp.INFERRED)
             self._record(events, 2)
             outline = self.style.contours
+            nonfinite = torch.isfinite(logits).logical_not().any().reshape(1)  # read with the numbers
             mask, blended, numbers = self.postprocess(logits, rgb, outline)
             host_mask, host_blend, host_numbers = self._output_buffers(h, w)
             host_mask.copy_(mask, non_blocking=self.cuda)
             host_blend.copy_(blended, non_blocking=self.cuda)
-            host_numbers.copy_(numbers, non_blocking=self.cuda)
+            host_numbers.copy_(torch.cat([numbers, nonfinite.float()]), non_blocking=self.cuda)
             self._record(events, 3)
         if self.cuda:
             events[3].synchronize()
             frame.gpu_ms = {step: events[i].elapsed_time(events[i + 1]) for i, step in enumerate(GPU_STEPS)}
         frame.mask, frame.blended, frame.outlined = host_mask.numpy(), host_blend.numpy(), outline
-        peak, area = host_numbers.tolist()
+        peak, area, nonfinite_flag = host_numbers.tolist()
         frame.max_prob, frame.area = peak, area
+        if nonfinite_flag:
+            self._nonfinite(frame)
         frame.stamp(Stamp.POSTPROCESSED)
         return frame
 
@@ -205,8 +208,9 @@ class TorchStage(InferenceStage):
         self, logits: torch.Tensor, rgb: torch.Tensor, outline: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Logits at model size -> (uint8 {0,1} mask HxW, tinted (and outlined) uint8 frame HxWx3,
-        [max probability, fraction of the frame the mask covers])."""
-        logits = logits.float()
+        [max probability, fraction of the frame the mask covers]). NaN and infinite logits count as
+        background (NaN, -inf) or as polyp (+inf)."""
+        logits = torch.nan_to_num(logits.float(), nan=-BOUND, posinf=BOUND, neginf=-BOUND)
         if self.smoothing > 0:
             prob = torch.sigmoid(logits)
             if self._previous is not None:
@@ -247,7 +251,7 @@ class TorchStage(InferenceStage):
         if not self._outputs or tuple(self._outputs[0][0].shape) != (h, w):
             pin = self.cuda
             self._outputs = [
-                (_empty((h, w), pin), _empty((h, w, 3), pin), _empty((2,), pin, torch.float32))
+                (_empty((h, w), pin), _empty((h, w, 3), pin), _empty((3,), pin, torch.float32))
                 for _ in range(self.in_flight)
             ]
         out = self._outputs[self._next_output]

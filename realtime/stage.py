@@ -3,11 +3,14 @@
 Two implementations: CpuStage (numpy + OpenCV around any engine) and, for engines that
 take CUDA tensors, TorchStage (realtime/gpu_stage.py). The wiring (realtime/compose.py)
 picks one. Both set the frame's mask (uint8 {0,1} at frame size) and max_prob, and stamp
-their steps.
+their steps. A NaN logit counts as background and an infinite one as a certain answer (so
+temporal smoothing is not poisoned); the frames that had any are counted (`nonfinite_frames`,
+in the stats) and the first one is logged as a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -15,9 +18,14 @@ import numpy as np
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.frame import Frame
 
+log = logging.getLogger(__name__)
+
+BOUND = 30.0  # what a NaN or infinite logit becomes: a certain answer (the CPU sigmoid clips here too)
+
 
 class InferenceStage(ABC):
     outline = False  # the GPU path draws the mask's outline itself while this is on
+    nonfinite_frames = 0  # frames whose logits held NaN or infinity
 
     def __init__(self, engine: Engine, threshold: float | None = None, smoothing: float = 0.0) -> None:
         if not 0.0 <= smoothing < 1.0:
@@ -25,6 +33,18 @@ class InferenceStage(ABC):
         self.engine = engine
         self.threshold = engine.contract.threshold if threshold is None else threshold
         self.smoothing = smoothing
+
+    def _nonfinite(self, frame: Frame) -> None:
+        """Count a frame whose logits were not all finite; warn on the first."""
+        if frame.index < 0:  # the warm-up frame
+            return
+        self.nonfinite_frames += 1
+        if self.nonfinite_frames == 1:
+            log.warning(
+                "frame %d: the model gave NaN or infinite logits; NaN counts as background (no mask "
+                "there); such frames are counted as `nonfinite_frames` in the statistics",
+                frame.index,
+            )
 
     @abstractmethod
     def __call__(self, frame: Frame) -> Frame:

@@ -98,32 +98,76 @@ def tiny_onnx(tiny_run, tmp_path_factory) -> Path:
     return path
 
 
-def write_micro_onnx(path: Path, size: int = 64) -> Path:
+def write_micro_onnx(
+    path: Path,
+    size: int = 64,
+    *,
+    contract: Any = None,
+    graph_side: int | str | None = None,
+    weight: float | None = None,
+    bias: float = -0.5,
+    out_channels: int = 1,
+    batch: int | str = "N",
+    fields: dict[str, str] | None = None,
+) -> Path:
     """A real, tiny segmentation model: one 3x3 convolution, with the full model contract.
 
     ONNX Runtime runs it in microseconds, so pipeline and fault tests measure the
-    pipeline, not the model, and need no training run.
+    pipeline, not the model, and need no training run. The options make bad models:
+    `contract` instead of the default one, a graph of another side (`graph_side`: a number,
+    or a name for a dynamic side), every weight `weight` (NaN: an all-NaN model), another
+    `bias`, `out_channels` logits, a fixed `batch`, and `fields`: raw metadata texts put in
+    place of the contract's own (they need not be JSON).
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from polyp_rt.engines.contract import ModelContract
+    from polyp_rt.engines.contract import METADATA_PREFIX, ModelContract, write_onnx_contract
 
+    contract = contract or ModelContract(size, size, preset="micro")
+    side = size if graph_side is None else graph_side
     rng = np.random.default_rng(0)
-    weights = numpy_helper.from_array(rng.normal(0, 0.3, (1, 3, 3, 3)).astype(np.float32), "w")
-    bias = numpy_helper.from_array(np.array([-0.5], np.float32), "b")
+    w = rng.normal(0, 0.3, (out_channels, 3, 3, 3)).astype(np.float32)
+    if weight is not None:
+        w[...] = weight
     graph = helper.make_graph(
         [helper.make_node("Conv", ["image", "w", "b"], ["logits"], pads=[1, 1, 1, 1])],
         "micro",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, size, size])],
-        [weights, bias],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, side, side])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, out_channels, side, side])],
+        [
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(np.full(out_channels, bias, np.float32), "b"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
-    helper.set_model_props(model, ModelContract(size, size, preset="micro").to_metadata())
+    write_onnx_contract(model, contract)
+    for name, text in (fields or {}).items():
+        next(p for p in model.metadata_props if p.key == METADATA_PREFIX + name).value = text
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+    return path
+
+
+def write_checkpoint(path: Path, change: Any = None, nan: bool = False) -> Path:
+    """A real checkpoint of a random-weight 64 px UNet++ (MobileNetV2), made in a second, no training;
+    `change(data)` edits the saved dict; `nan`: its last convolution's weights are NaN."""
+    import torch
+
+    from polyp_rt.engines.checkpoint import save_checkpoint
+    from polyp_rt.engines.models import contract_for, create_model, model_config
+
+    config = model_config("cpu", encoder="mobilenet_v2", size=64, encoder_weights="none")
+    model = create_model(config)
+    if nan:
+        with torch.no_grad():
+            model.get_submodule("segmentation_head.0").weight.fill_(float("nan"))
+    save_checkpoint(path, model, contract_for(config), {"data": "data"})
+    if change:
+        data = torch.load(path, weights_only=True)
+        change(data)
+        torch.save(data, path)
     return path
 
 

@@ -91,7 +91,8 @@ class TrainConfig:
     seed: int = option(0, "seed for the split, initialisation and augmentation", low=0)
     resume: Path | None = option(
         None,
-        "continue a stopped run from its last finished epoch, with its own data and settings",
+        "continue a stopped run from its last finished epoch, with its own data and settings (the "
+        "last.pt in its run folder, beside its best.pt and split.json)",
         metavar="RUN/last.pt",
     )
     init: Path | None = option(
@@ -122,7 +123,12 @@ class EvalConfig:
         metavar="DIR",
         action="append",
     )
-    model: Path | None = option(None, "checkpoint (.pt), ONNX file or TensorRT engine", metavar="M")
+    model: Path | None = option(
+        None,
+        "checkpoint (.pt), ONNX file or TensorRT engine (refused if its contract is malformed or it "
+        "gives NaN logits on a plain frame)",
+        metavar="M",
+    )
     split: str = option(
         "auto",
         "which images: auto = the test split when one is known (pre-split folders or the run's "

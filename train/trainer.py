@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyp_rt.core.errors import OutputError, PolypRtError
+from polyp_rt.core.errors import ModelError, OutputError, PolypRtError
 from polyp_rt.core.files import to_json, write_json
 from polyp_rt.core.locks import check_free, held_folder
 from polyp_rt.core.options import out_of_range
@@ -91,6 +91,17 @@ def _continue_settings(config: TrainConfig, provenance: dict[str, Any]) -> None:
     )
 
 
+def _check_run_folder(run: Path, resume: Path | None) -> None:
+    """A resumed run continues in the folder of its last.pt, which holds its best.pt and data split."""
+    missing = [name for name in ("best.pt", "split.json") if not (run / name).is_file()]
+    if missing:
+        raise ModelError(
+            f"{resume}: a training checkpoint away from its run folder ({run} has no {' or '.join(missing)}), "
+            "so --resume cannot continue that run; resume from the last.pt in the run's own folder, or "
+            f"start a new run from its weights with --init {resume}"
+        )
+
+
 @dataclass
 class RunStart:
     """Where a run starts: its model, contract and folder, and the checkpoint it continues or tunes."""
@@ -125,6 +136,7 @@ def _start(config: TrainConfig) -> RunStart:
                 f"schedule; start a new run from its weights with --init {config.resume}"
             )
         run = config.resume.parent
+        _check_run_folder(run, config.resume)
         _continue_settings(config, resumed.provenance)
         split_file = run / "split.json" if (run / "split.json").is_file() else None
         return RunStart(resumed.config, resumed.contract, run, resumed=resumed, split_file=split_file)

@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from polyp_rt.core.errors import BackendUnavailable, ModelError
 from polyp_rt.engines.base import Engine, OpenOptions
-from polyp_rt.engines.contract import ModelContract, contract_from_onnx, contract_from_session
+from polyp_rt.engines.contract import (
+    ModelContract,
+    TensorSpec,
+    check_io,
+    contract_from_onnx,
+    contract_from_session,
+    model_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +30,8 @@ PROVIDERS = {
 
 
 class OnnxRuntimeEngine(Engine):
+    """An .onnx file in an ONNX Runtime session (TensorRT, CUDA or CPU execution provider)."""
+
     name = "onnxruntime"
     suffixes = (".onnx",)
     variants = tuple(PROVIDERS)
@@ -71,13 +81,11 @@ class OnnxRuntimeEngine(Engine):
     ) -> None:
         import onnxruntime as ort
 
-        path = Path(path)
-        if path.is_file() and path.stat().st_size == 0:
-            contract_from_onnx(path)  # says the file is empty
+        path = model_file(path)
         self.device = device
         self.batch_size = batch_size
 
-        gpu_index = int(device.split(":")[1]) if ":" in device else 0
+        gpu_index = int(device.split(":")[1]) if ":" in device else 0  # a settled device: cuda:N
         chosen = self._providers(ort.get_available_providers(), device, provider)
         cache = Path(cache_dir) if cache_dir else path.parent / ".ort-trt-cache"
         options = {
@@ -102,7 +110,15 @@ class OnnxRuntimeEngine(Engine):
             ) from exc
         self.contract = contract_from_session(self.session, path)
         self.provider = self.session.get_providers()[0]
-        self._check_io(path)
+        inputs = [_spec(t) for t in self.session.get_inputs()]
+        check_io(self.contract, inputs, [_spec(t) for t in self.session.get_outputs()], str(path))
+        fixed = inputs[0].shape[0]
+        if fixed is not None and fixed != batch_size:
+            raise ModelError(
+                f"{path}: its graph takes batches of {fixed} only, not {batch_size}; "
+                "export it with `polyp-rt export --dynamic-batch` for other batch sizes"
+            )
+        self.batch_sizes = (1, None) if fixed is None else (fixed, fixed)
         input_type = self.session.get_inputs()[0].type
         self._input_dtype = np.float16 if input_type == "tensor(float16)" else np.float32
         self.precision = self.contract.precision
@@ -130,28 +146,7 @@ class OnnxRuntimeEngine(Engine):
             )
         return chosen
 
-    def _check_io(self, path: Path) -> None:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        c = self.contract
-        if len(inputs) != 1 or inputs[0].name != c.input_name or len(inputs[0].shape) != 4:
-            got = ", ".join(f"{i.name}{i.shape}" for i in inputs)
-            raise ModelError(
-                f"{path}: expected one input '{c.input_name}' [N,3,{c.height},{c.width}], found {got}; "
-                "export the model with `polyp-rt export`"
-            )
-        shape = outputs[0].shape
-        channels = shape[1] if len(shape) == 4 else None
-        if (
-            outputs[0].name != c.output_name
-            or len(shape) != 4
-            or (isinstance(channels, int) and channels != 1)
-        ):
-            raise ModelError(
-                f"{path}: expected one output '{c.output_name}' [N,1,H,W] (one channel: the polyp logit), "
-                f"found {outputs[0].name}{outputs[0].shape}; export the model with `polyp-rt export`"
-            )
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=self._input_dtype)
         if self._binding is None:
             (out,) = self.session.run([self.contract.output_name], {self.contract.input_name: x})
@@ -165,3 +160,8 @@ class OnnxRuntimeEngine(Engine):
     def _release(self) -> None:
         self.session = None  # type: ignore[assignment]
         self._binding = None
+
+
+def _spec(tensor: Any) -> TensorSpec:
+    """An onnxruntime NodeArg as a TensorSpec (a named or unknown dimension is dynamic)."""
+    return TensorSpec(tensor.name, tuple(d if isinstance(d, int) else None for d in tensor.shape or []))

@@ -15,12 +15,14 @@ import numpy as np
 
 from polyp_rt.core.errors import BackendUnavailable, ModelError, PolypRtError
 from polyp_rt.engines.base import Engine, OpenOptions
-from polyp_rt.engines.contract import ModelContract, contract_from_onnx
+from polyp_rt.engines.contract import ModelContract, TensorSpec, check_io, contract_from_onnx
 
 INSTALL = 'pip install "polyp-rt[openvino]"'
 
 
 class OpenVinoEngine(Engine):
+    """An .onnx file compiled by OpenVINO for the CPU, for a fixed batch."""
+
     name = "openvino"
     suffixes = (".onnx",)
 
@@ -65,14 +67,16 @@ class OpenVinoEngine(Engine):
         path = Path(path)
         self.contract = contract_from_onnx(path)
         self.device, self.batch_size, self.precision = device, batch_size, self.contract.precision
+        self.batch_sizes = (batch_size, batch_size)  # compiled for this batch
 
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
             raise ModelError(f"{path}: OpenVINO cannot read it ({str(exc).strip().splitlines()[0]})") from exc
-        self._check_io(path, model)
         c = self.contract
+        inputs = [_spec(port, c.input_name) for port in model.inputs]
+        check_io(c, inputs, [_spec(port, c.output_name) for port in model.outputs], str(path))
         try:
             model.reshape({model.inputs[0]: [batch_size, 3, c.height, c.width]})
         except Exception as exc:
@@ -99,37 +103,20 @@ class OpenVinoEngine(Engine):
         plural = "" if self.threads == 1 else "s"
         self.provider = f"OpenVINO {version} CPU (latency hint, {self.threads} thread{plural})"
 
-    def _check_io(self, path: Path, model: Any) -> None:
-        c = self.contract
-        inputs, outputs = model.inputs, model.outputs
-        shape_in = inputs[0].get_partial_shape() if len(inputs) == 1 else None
-        if (
-            shape_in is None
-            or c.input_name not in inputs[0].get_names()
-            or shape_in.rank.get_length() != 4
-            or (shape_in[1].is_static and shape_in[1].get_length() != 3)
-        ):
-            got = ", ".join(f"{i.get_any_name()}{i.get_partial_shape()}" for i in inputs)
-            raise ModelError(
-                f"{path}: expected one input '{c.input_name}' [N,3,{c.height},{c.width}], found {got}; "
-                "export the model with `polyp-rt export`"
-            )
-        found = [o for o in outputs if c.output_name in o.get_names()]
-        shape = found[0].get_partial_shape() if found else None
-        if shape is None or shape.rank.get_length() != 4 or shape[1].is_dynamic or shape[1].get_length() != 1:
-            got = ", ".join(f"{o.get_any_name()}{o.get_partial_shape()}" for o in outputs)
-            raise ModelError(
-                f"{path}: expected one output '{c.output_name}' [N,1,H,W] (one channel: the polyp logit), "
-                f"found {got}; export the model with `polyp-rt export`"
-            )
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=self._input_dtype)
-        if x.shape != self.input_shape:
-            raise ValueError(f"OpenVINO engine compiled for {self.input_shape}, got a batch of {x.shape}")
         result = self._request.infer({0: x}, share_inputs=True, share_outputs=False)
         return np.asarray(result[self._output], dtype=np.float32)
 
     def _release(self) -> None:
         self._request = None
         self._compiled = None
+
+
+def _spec(port: Any, wanted: str) -> TensorSpec:
+    """An OpenVINO port as a TensorSpec, named `wanted` where that is one of its names."""
+    name = wanted if wanted in port.get_names() else port.get_any_name()
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic:
+        return TensorSpec(name, ())
+    return TensorSpec(name, tuple(d.get_length() if d.is_static else None for d in shape))

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from polyp_rt.core.errors import BackendUnavailable, InputFileError, ModelError
-from polyp_rt.engines.base import Engine, OpenOptions
-from polyp_rt.engines.contract import ModelContract
+from polyp_rt.core.errors import BackendUnavailable, ModelError
+from polyp_rt.engines.base import Engine, OpenOptions, canonical_device
+from polyp_rt.engines.contract import ModelContract, TensorSpec, check_io, model_file
 from polyp_rt.engines.sidecar import read_sidecar, sidecar_mismatch
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def require_tensorrt() -> str:
 
 
 def require_cuda() -> None:
+    """BackendUnavailable unless torch is installed and sees a CUDA GPU."""
     try:
         import torch
     except ImportError as exc:  # the TensorRT backend moves its buffers with torch
@@ -68,6 +69,19 @@ def gpu_identity(device: torch.device | int | None = None) -> tuple[str, str]:
     return torch.cuda.get_device_name(device), f"{major}.{minor}"
 
 
+def _specs(engine: trt.ICudaEngine) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The engine's (inputs, outputs) as TensorSpecs (-1: a dynamic dimension)."""
+    import tensorrt as trt
+
+    inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
+    for name in map(engine.get_tensor_name, range(engine.num_io_tensors)):
+        dims = engine.get_tensor_shape(name)
+        spec = TensorSpec(name, tuple(None if dims[i] < 0 else int(dims[i]) for i in range(len(dims))))
+        (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(spec)
+    return inputs, outputs
+
+
 def _torch_dtype(dtype: trt.DataType, what: str) -> torch.dtype:
     import tensorrt as trt
     import torch
@@ -79,6 +93,8 @@ def _torch_dtype(dtype: trt.DataType, what: str) -> torch.dtype:
 
 
 class TensorRTEngine(Engine):
+    """A serialized TensorRT engine with its sidecar, on one CUDA GPU (buffers held by torch)."""
+
     name = "tensorrt"
     suffixes = (".engine", ".plan")
     cuda_graphs = True
@@ -86,7 +102,7 @@ class TensorRTEngine(Engine):
 
     @classmethod
     def read_contract(cls, path: Path) -> ModelContract:
-        return ModelContract.from_dict(read_sidecar(path)["contract"], str(path))
+        return ModelContract.from_dict(read_sidecar(model_file(path))["contract"], str(path))
 
     @classmethod
     def unavailable(cls, device: str) -> str | None:
@@ -110,17 +126,15 @@ class TensorRTEngine(Engine):
     def __init__(
         self, path: str | Path, device: str, *, cuda_graph: bool = False, batch_size: int = 1
     ) -> None:
-        path = Path(path)
         version = require_tensorrt()
         require_cuda()
         import tensorrt as trt
         import torch
 
-        if not path.is_file():
-            raise InputFileError(f"{path}: TensorRT engine not found")
+        path = model_file(path, "TensorRT engine")
         if not device.startswith("cuda"):
             raise BackendUnavailable(f"--device {device}: TensorRT runs on a CUDA GPU; use cuda:N")
-        self.device = "cuda:0" if device == "cuda" else device
+        self.device = canonical_device(device)
         self._dev = torch.device(self.device)
         sidecar = read_sidecar(path)
         gpu, capability = gpu_identity(self._dev)
@@ -142,18 +156,7 @@ class TensorRTEngine(Engine):
                     "rebuild it here with `polyp-rt build`"
                 )
             self._engine = engine
-            modes = {
-                n: engine.get_tensor_mode(n)
-                for n in map(engine.get_tensor_name, range(engine.num_io_tensors))
-            }
-            if (
-                modes.get(self._in) != trt.TensorIOMode.INPUT
-                or modes.get(self._out) != trt.TensorIOMode.OUTPUT
-            ):
-                raise ModelError(
-                    f"{path}: its tensors {sorted(modes)} lack the input {self._in!r} "
-                    f"and output {self._out!r} of its contract; rebuild it"
-                )
+            check_io(self.contract, *_specs(engine), str(path))
             low = high = int(engine.get_tensor_shape(self._in)[0])
             if low < 0:  # dynamic batch: the range of optimisation profile 0 (min, opt, max)
                 profile = engine.get_tensor_profile_shape(self._in, 0)
@@ -163,7 +166,7 @@ class TensorRTEngine(Engine):
                     f"{path}: built for batch sizes {low}..{high}, not {batch_size}; "
                     "rebuild it with `polyp-rt build --max-batch N`"
                 )
-            self.batch_size, self.max_batch = batch_size, high
+            self.batch_size, self.max_batch, self.batch_sizes = batch_size, high, (low, high)
             self._context = engine.create_execution_context()
             self._set_batch(high)
             dims = self._context.get_tensor_shape(self._out)
@@ -216,19 +219,10 @@ class TensorRTEngine(Engine):
             log.warning("CUDA graph capture of the TensorRT engine failed (%s); running without", exc)
             return None
 
-    def _check(self, shape: tuple[int, ...]) -> int:
-        expected = (3, self.contract.height, self.contract.width)
-        if len(shape) != 4 or tuple(shape[1:]) != expected or not 1 <= shape[0] <= self.max_batch:
-            raise ModelError(
-                f"batch of shape {list(shape)} does not fit this engine: it takes "
-                f"[N,{','.join(map(str, expected))}] with N <= {self.max_batch}"
-            )
-        return int(shape[0])
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        n = self._check(batch.shape)
+        n = batch.shape[0]
         self._h_in[:n].numpy()[...] = batch  # numpy casts to the engine's input type
         with torch.cuda.device(self._dev), torch.cuda.stream(self.stream):
             self._d_in[:n].copy_(self._h_in[:n], non_blocking=True)
@@ -237,11 +231,11 @@ class TensorRTEngine(Engine):
         self.stream.synchronize()
         return self._h_out[:n].numpy().astype(np.float32)  # astype copies: the buffer is reused
 
-    def infer_device(self, x: torch.Tensor) -> torch.Tensor:
+    def _infer_device(self, x: torch.Tensor) -> torch.Tensor:
         """Float32 logits on the GPU for the CUDA batch `x`, ordered on the current stream."""
         import torch
 
-        n = self._check(tuple(x.shape))
+        n = x.shape[0]
         caller = torch.cuda.current_stream(self._dev)
         self.stream.wait_stream(caller)  # x is written, and the last result has been copied out
         with torch.cuda.device(self._dev), torch.cuda.stream(self.stream):

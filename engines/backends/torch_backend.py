@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from polyp_rt.core.errors import BackendUnavailable
-from polyp_rt.engines.base import Engine, OpenOptions
+from polyp_rt.engines.base import Engine, OpenOptions, canonical_device
 from polyp_rt.engines.contract import ModelContract
 
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class TorchEngine(Engine):
+    """A checkpoint's UNet++ in torch: eager, or FP16 with a CUDA graph on a GPU."""
+
     name = "torch"
     suffixes = (".pt", ".pth")
     fp16_option = True
@@ -38,9 +40,9 @@ class TorchEngine(Engine):
         import torch
 
         self.contract = contract
-        self.device = device
+        self.device = canonical_device(device)
         self.batch_size = batch_size
-        self._torch_device = torch.device(device)
+        self._torch_device = torch.device(self.device)
         cuda = self._torch_device.type == "cuda"
         if (fp16 or cuda_graph) and not cuda:
             raise BackendUnavailable("--fp16 and --cuda-graph need a CUDA device for the torch backend")
@@ -110,7 +112,7 @@ class TorchEngine(Engine):
         engine.provider += " (random weights)"
         return engine
 
-    def infer_device(self, batch: torch.Tensor) -> torch.Tensor:
+    def _infer_device(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits for a batch already on this engine's device (any float dtype); same device out."""
         import torch
 
@@ -130,15 +132,15 @@ class TorchEngine(Engine):
                 x = x.contiguous(memory_format=torch.channels_last)
             return self.model(x)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
         if self._torch_device.type != "cuda":
-            return self.infer_device(x).float().numpy()
+            return self._infer_device(x).float().numpy()
         assert self.stream is not None
         with torch.cuda.stream(self.stream):
-            logits = self.infer_device(x.pin_memory().to(self._torch_device, non_blocking=True))
+            logits = self._infer_device(x.pin_memory().to(self._torch_device, non_blocking=True))
             out = logits.float().cpu()
         return out.numpy()
 

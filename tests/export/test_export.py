@@ -81,3 +81,71 @@ def test_verification_fails_when_onnx_and_torch_disagree(tiny_onnx, tiny_run):
         model.segmentation_head[0].bias += 0.01  # every logit moves by 0.01
     with pytest.raises(ModelError, match="verification failed, ONNX Runtime differs from torch by 1.0"):
         verify(model, tiny_onnx, checkpoint.contract, fp16=False, batch=1)
+
+
+# ------------------------------------------------------------------ NaN and empty masks
+
+
+def micro_pair(tmp_path, name="m", **options):
+    """The suite's one-convolution model twice: as torch (the "checkpoint") and as ONNX, same weights."""
+    import numpy as np
+    import torch
+
+    from polyp_rt.engines.contract import contract_from_onnx
+    from tests.conftest import write_micro_onnx
+
+    path = write_micro_onnx(tmp_path / f"{name}.onnx", **options)
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    conv = torch.nn.Conv2d(3, 1, 3, padding=1).eval()
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(np.array(weights["w"])))
+        conv.bias.copy_(torch.from_numpy(np.array(weights["b"])))
+    return conv, path, contract_from_onnx(path)
+
+
+def test_verification_passes_a_faithful_export_and_reports_its_dice(tmp_path):
+    from polyp_rt.export.onnx_export import verify
+
+    conv, path, contract = micro_pair(tmp_path)
+    diff, dice = verify(conv, path, contract, fp16=False, batch=1)
+    assert diff < 1e-5 and dice == 1.0
+
+
+def test_verification_fails_on_nan_logits_on_either_side(tmp_path):
+    """Before, a NaN dropped out of the Python max (max(0.0, nan) is 0.0) and both masks were
+    empty (Dice 1): an all-NaN model was "verified" with max difference 0."""
+    import torch
+
+    from polyp_rt.core.errors import ModelError
+    from polyp_rt.export.onnx_export import verify
+
+    conv, path, contract = micro_pair(tmp_path)
+    _, nan_path, _ = micro_pair(tmp_path, "nan", weight=float("nan"))
+    with pytest.raises(
+        ModelError, match="ONNX Runtime gives NaN or infinite logits on the random input where"
+    ):
+        verify(conv, nan_path, contract, fp16=False, batch=1)
+    with torch.no_grad():
+        conv.bias.fill_(float("nan"))
+    for onnx_path in (path, nan_path):
+        with pytest.raises(ModelError, match="torch's own logits for the checkpoint are NaN or infinite"):
+            verify(conv, onnx_path, contract, fp16=False, batch=1)
+
+
+def test_the_fp16_gate_fails_when_neither_side_marks_a_pixel(tmp_path):
+    from polyp_rt.core.errors import ModelError
+    from polyp_rt.export.onnx_export import verify
+
+    conv, path, contract = micro_pair(tmp_path, bias=-100.0)  # every pixel background, on both sides
+    assert verify(conv, path, contract, fp16=False, batch=1)[1] is None  # FP32: the logits agree; no Dice
+    with pytest.raises(ModelError, match="neither torch FP32 nor the FP16 file marks a single pixel"):
+        verify(conv, path, contract, fp16=True, batch=1)
+
+
+def test_export_of_a_checkpoint_whose_weights_are_nan_writes_nothing(tmp_path):
+    from polyp_rt.core.errors import ModelError
+    from tests.conftest import write_checkpoint
+
+    with pytest.raises(ModelError, match="weight tensors hold NaN or infinity"):
+        export_onnx(write_checkpoint(tmp_path / "diverged.pt", nan=True), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

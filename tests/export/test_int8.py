@@ -139,3 +139,29 @@ def test_bad_requests_are_one_line_errors(micro_onnx, synthetic_data, tmp_path):
         quantize_int8(tmp_path / "none.onnx", tmp_path / "x.onnx", synthetic_data)
     with pytest.raises(PolypRtError, match="data folder not found"):
         quantize_int8(micro_onnx, tmp_path / "x.onnx", tmp_path / "nowhere")
+
+
+def test_int8_verification_fails_on_nan_logits_and_on_empty_masks(synthetic_data, tmp_path):
+    """Both models marking nothing used to score Dice 1.0 and pass any gate."""
+    from polyp_rt.export.int8 import _gate, verify_int8
+    from tests.conftest import write_micro_onnx
+
+    held_out = calibration_split(synthetic_data, 4, 4).verification
+    fp32 = write_micro_onnx(tmp_path / "fp32.onnx")
+    contract = contract_from_onnx(fp32)
+    nan = write_micro_onnx(tmp_path / "nan.onnx", weight=float("nan"))
+    with pytest.raises(
+        ModelError, match="its INT8 model: INT8 verification failed, its logits on .* are NaN"
+    ):
+        verify_int8(fp32, nan, contract, held_out)
+
+    blank = write_micro_onnx(tmp_path / "blank.onnx", bias=-100.0)
+    check = verify_int8(blank, blank, contract, held_out)
+    assert check.marked == 0 and check.mask_dice == 1.0
+    with pytest.raises(
+        ModelError, match="neither the FP32 nor the INT8 model marks a single pixel on the 4 images"
+    ):
+        _gate(check, tmp_path / "int8.onnx", "4 images", 0.98)
+    same = verify_int8(fp32, fp32, contract, held_out)
+    assert same.marked > 0 and same.mask_dice == 1.0
+    _gate(same, tmp_path / "int8.onnx", "4 images", 0.98)  # the same model agrees with itself: passes

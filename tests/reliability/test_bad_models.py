@@ -1,17 +1,21 @@
 """Bad models at the command line: each is one `error:` line naming the file and what to do,
 exit 2, before any frame is read. (The engines room's own tests check the same refusals one
-level down: tests/engines/test_backends.py, tests/engines/test_tensorrt.py,
-tests/train/test_training.py.)"""
+level down: tests/engines/test_backends.py, tests/engines/test_contract.py,
+tests/engines/test_checkpoint.py, tests/engines/test_tensorrt.py, tests/train/test_training.py.)"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import pickle
+import shutil
 
 import numpy as np
 import onnx
 import pytest
 
 from polyp_rt.cli.main import main
+from tests.conftest import write_checkpoint, write_micro_onnx
 
 
 def truncated_onnx(model, tmp_path):
@@ -117,6 +121,75 @@ def pickle_with_code(model, tmp_path):
     return path
 
 
+def contract_field(field, text, **options):
+    """A micro model whose contract field `field` holds the raw metadata text `text`."""
+
+    def make(model, tmp_path):
+        return write_micro_onnx(tmp_path / f"{field}.onnx", fields={field: text}, **options)
+
+    return make
+
+
+def size_other_than_the_graph(model, tmp_path):
+    """The contract says 96x96, the graph takes 64x64: ONNX Runtime used to fail on the first
+    frame (exit 1), OpenVINO to reshape the model to 96x96 without a word."""
+    return write_micro_onnx(tmp_path / "sized.onnx", 64, fields={"height": "96", "width": "96"})
+
+
+def nan_onnx(model, tmp_path):
+    """A model whose weights are all NaN: it used to run, exit 0, with empty masks."""
+    return write_micro_onnx(tmp_path / "nan.onnx", weight=float("nan"))
+
+
+class Shell:
+    """Unpickling this would run a shell command (posix.system, a module torch blocks by name):
+    it creates the file `ran`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def shell_in_older_format(model, tmp_path):
+    """torch 2.14 reported this as 'neither torch's format nor a pickle'."""
+    import torch
+
+    path = tmp_path / "shell.pt"
+    data = {"format": "polyp-rt-checkpoint/2", "payload": Shell(tmp_path / "ran")}
+    torch.save(data, path, _use_new_zipfile_serialization=False)
+    return path
+
+
+def shell_in_plain_pickle(model, tmp_path):
+    path = tmp_path / "shell.pkl.pt"
+    path.write_bytes(pickle.dumps({"payload": Shell(tmp_path / "ran")}, protocol=4))
+    return path
+
+
+def plain_pickle(model, tmp_path):
+    path = tmp_path / "dict.pt"
+    path.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
+    return path
+
+
+def nan_checkpoint(model, tmp_path):
+    return write_checkpoint(tmp_path / "diverged.pt", nan=True)
+
+
+def checkpoint_without_weights(model, tmp_path):
+    return write_checkpoint(tmp_path / "hollow.pt", lambda data: data.pop("state_dict"))
+
+
+def checkpoint_with_a_bad_threshold(model, tmp_path):
+    return write_checkpoint(tmp_path / "threshold.pt", lambda data: data["contract"].update(threshold=2.0))
+
+
+def checkpoint_naming_no_encoder(model, tmp_path):
+    return write_checkpoint(tmp_path / "anonymous.pt", lambda data: data["contract"].update(encoder=""))
+
+
 CASES = {  # name: (make the file, words the line must hold besides the file name)
     "truncated onnx": (truncated_onnx, ["not a readable ONNX model", "is the file complete?"]),
     "wrong input name": (renamed_input, ["expected one input 'image'", "polyp-rt export"]),
@@ -137,6 +210,62 @@ CASES = {  # name: (make the file, words the line must hold besides the file nam
         ["not a readable torch checkpoint", "is the file complete?"],
     ),
     "pickle with code": (pickle_with_code, ["refused to load", "weights_only=True", "polyp-rt train"]),
+    "contract that is not JSON": (
+        contract_field("mean", "[0.485, 0.456"),
+        ["model contract field 'mean' is not JSON", "polyp-rt export"],
+    ),
+    "mean of two numbers": (
+        contract_field("mean", "[0.5, 0.5]"),
+        ["field 'mean' is [0.5, 0.5]", "three numbers, one per RGB channel"],
+    ),
+    "std of 0": (contract_field("std", "[0.2, 0.0, 0.2]"), ["field 'std'", "above 0 and at most 1"]),
+    "threshold NaN": (
+        contract_field("threshold", "NaN"),
+        ["field 'threshold' is NaN", "strictly between 0 and 1"],
+    ),
+    "threshold above 1": (
+        contract_field("threshold", "1.5"),
+        ["field 'threshold' is 1.5", "between 0 and 1"],
+    ),
+    "absurd input size": (
+        contract_field("height", "100000"),
+        ["field 'height' is 100000", "a whole number of pixels from 8 to 4096"],
+    ),
+    "input size other than the graph's": (
+        size_other_than_the_graph,
+        ["its graph takes image[?,3,64,64] but its model contract says input size 96x96", "polyp-rt export"],
+    ),
+    "onnx whose logits are NaN": (
+        nan_onnx,
+        ["logits are not finite (NaN or infinity)", "weights are broken"],
+    ),
+    "shell command in torch's older format": (
+        shell_in_older_format,
+        [
+            "refused to load: a file in torch's older format",
+            "posix.system",
+            "weights_only=True",
+            "polyp-rt train",
+        ],
+    ),
+    "shell command in a plain pickle": (
+        shell_in_plain_pickle,
+        ["refused to load: a plain Python pickle", "posix.system", "polyp-rt train"],
+    ),
+    "plain pickle of data": (
+        plain_pickle,
+        ["a plain Python pickle", "not written by torch.save", "polyp-rt train"],
+    ),
+    "checkpoint whose weights are NaN": (
+        nan_checkpoint,
+        ["weight tensors hold NaN or infinity", "segmentation_head.0.weight", "diverged"],
+    ),
+    "checkpoint without weights": (checkpoint_without_weights, ["without its weights", "polyp-rt train"]),
+    "checkpoint with a threshold of 2": (
+        checkpoint_with_a_bad_threshold,
+        ["field 'threshold' is 2.0", "polyp-rt train"],
+    ),
+    "checkpoint naming no encoder": (checkpoint_naming_no_encoder, ["does not name its encoder"]),
 }
 
 
@@ -144,15 +273,42 @@ CASES = {  # name: (make the file, words the line must hold besides the file nam
 def test_bad_model_is_one_line_naming_the_file(micro_onnx, tmp_path, capsys, one_error_line, case):
     make, words = CASES[case]
     model = make(micro_onnx, tmp_path)
-    code = main(["--source", "synthetic:96x80@30", "--model", str(model), "--device", "cpu", "--headless"])
+    args = ["--source", "synthetic:96x80@30", "--model", str(model), "--device", "cpu", "--headless"]
+    code = main([*args, "--max-frames", "3"])  # a model that is not refused runs three frames, not forever
     assert code == 2
     line = one_error_line(capsys.readouterr().err)
     assert str(model) in line
     for word in words:
         assert word in line
     if case == "random bytes as a checkpoint":
-        assert "Python objects" not in line  # random bytes hold no objects: they are not a checkpoint
+        assert "Python code" not in line  # random bytes hold no objects: they are not a checkpoint
+    if "pickle" in case or "shell" in case:
+        assert "neither torch's format nor a pickle" not in line  # it is a pickle: say so
     assert not (tmp_path / "ran").exists()  # no code in a checkpoint ever runs
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_an_input_size_other_than_the_graphs_is_refused_by_each_backend(
+    tmp_path, capsys, one_error_line, backend
+):
+    if backend == "openvino" and importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed")
+    model = size_other_than_the_graph(None, tmp_path)
+    run = ["--source", "synthetic:96x80@30", "--model", str(model), "--backend", backend, "--headless"]
+    assert main([*run, "--device", "cpu", "--max-frames", "3"]) == 2
+    assert "input size 96x96 (fields 'height' and 'width')" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_last_pt_away_from_its_run_says_so_before_training(tiny_run, tmp_path, capsys, one_error_line):
+    """It used to train to the end, then stop with 'copy/best.pt: model file not found'."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tiny_run / "last.pt", copy / "last.pt")
+    assert main(["train", "--resume", str(copy / "last.pt"), "--epochs", "3", "--workers", "0"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {copy / 'last.pt'}: a training checkpoint away from its run folder")
+    assert "has no best.pt or split.json" in line and f"--init {copy / 'last.pt'}" in line
+    assert sorted(p.name for p in copy.iterdir()) == ["last.pt"]  # nothing trained, nothing written
 
 
 @pytest.mark.parametrize("case", ["truncated onnx", "empty onnx", "random bytes as a checkpoint"])
