@@ -117,7 +117,7 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
         raise InputFileError(f"--out {config.out}: exists and is not a folder")
     from polyp_rt.engines.registry import read_contract
 
-    read_contract(config.model)  # a bad model is one line now, not a failure per video
+    read_contract(config.run_config().model_file)  # a bad model is one line now, not a failure per video
     paths = collect(config.inputs, out)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out / ".lock"):

@@ -14,44 +14,28 @@ from polyp_rt.cli.report import console, stats_table, status_line
 from polyp_rt.core.errors import PolypRtError, RecorderError
 from polyp_rt.core.files import disk_full_hint
 from polyp_rt.engines.base import Engine
-from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, SOURCE_FORMS, RunConfig, bundled_model_for
+from polyp_rt.realtime.config import DEMO_CLIP, SOURCE_FORMS, RunConfig
 from polyp_rt.realtime.outputs import histogram_path
 from polyp_rt.realtime.pipeline import Outcome, Pipeline, StopOnSignals
 from polyp_rt.realtime.plots import plot_latency
 from polyp_rt.realtime.stats import write_stats_json
 from polyp_rt.realtime.stats_file import run_facts, stats_document
-from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
 
 
 def run_command(config: RunConfig) -> int:
-    from polyp_rt.engines.registry import open_engine
-    from polyp_rt.realtime.compose import compose
+    from polyp_rt.realtime.compose import compose, open_run_engine
     from polyp_rt.realtime.sinks import open_display
 
     if not config.source:
         hint = f" (try the demo clip: polyp-rt --source {_shown(DEMO_CLIP)})" if DEMO_CLIP.is_file() else ""
         raise PolypRtError(f"no --source given: pass {SOURCE_FORMS}{hint}")
-    if Path(config.model) == DEMO_MODEL:
-        config.model = bundled_model_for(config.backend, config.device)
-    if not Path(config.model).is_file():
-        raise PolypRtError(
-            f"{config.model}: model not found; pass --model with a .onnx, .engine or checkpoint .pt"
-        )
+    config = config.with_model()
 
     with StopOnSignals() as signals:  # also while the run finishes (the recording, the statistics)
         with ExitStack() as stack:
-            engine = stack.enter_context(
-                open_engine(
-                    config.model,
-                    config.backend,
-                    config.device,
-                    fp16=config.fp16,
-                    cuda_graph=config.cuda_graph,
-                    threads=thread_plan(config.threads).runtime,
-                )
-            )
+            engine = stack.enter_context(open_run_engine(config))
             live = stack.enter_context(Live(Text(""), console=console, refresh_per_second=4, transient=True))
             display = None if config.headless else open_display()
             if display:
@@ -68,7 +52,7 @@ def run_command(config: RunConfig) -> int:
             log.info(
                 "%s -> %s (%s) -> %s",
                 pipeline.source.description,
-                Path(config.model).name,
+                config.model_file.name,
                 engine.provider,
                 ", ".join(type(s).__name__ for s in pipeline.sinks) or "no sinks",
             )

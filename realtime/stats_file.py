@@ -6,9 +6,11 @@ what each sink wrote, the configuration and the library versions.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from dataclasses import asdict
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.redact import redact
@@ -67,12 +69,29 @@ def run_facts(engine: Engine, pipeline: Pipeline, outcome: Outcome) -> dict[str,
     return facts
 
 
+def model_facts(model: Path) -> dict[str, Any]:
+    """Which model ran: its path, whether it is one of the bundled models, its sha256."""
+    from polyp_rt.realtime.config import DEMO_MODEL, DEMO_MODEL_INT8
+
+    with model.open("rb") as f:
+        sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    bundled = model.resolve() in (DEMO_MODEL.resolve(), DEMO_MODEL_INT8.resolve())
+    return {"path": str(model), "bundled": bundled, "sha256": sha256}
+
+
 def stats_document(config: RunConfig, facts: dict[str, Any]) -> dict[str, Any]:
-    """`run_facts` plus the configuration (a stream URL redacted) and the library versions: the
-    stats JSON's extra keys."""
+    """`run_facts` plus the model that ran, the configuration (a stream URL redacted) and the
+    library versions: the stats JSON's extra keys. `config` has its model settled
+    (`RunConfig.with_model`)."""
     from polyp_rt.realtime.threads import thread_plan
 
     threads = thread_plan(config.threads).to_json()
     settings = asdict(config)
     settings["source"] = redact(config.source) if config.source else config.source
-    return {**facts, "config": settings, "threads": threads, "versions": package_versions()}
+    return {
+        **facts,
+        "model": model_facts(config.model_file),
+        "config": settings,
+        "threads": threads,
+        "versions": package_versions(),
+    }

@@ -115,7 +115,12 @@ class EvalConfig:
         metavar="DIR",
         action="append",
     )
-    model: Path | None = option(None, "checkpoint (.pt), ONNX file or TensorRT engine", metavar="M")
+    model: Path | None = option(
+        None,
+        "checkpoint (.pt), ONNX file or TensorRT engine (default: the bundled model: INT8 on a CPU, "
+        "FP32 on a GPU)",
+        metavar="M",
+    )
     split: str = option(
         "auto",
         "which images: auto = the test split when one is known (pre-split folders or the run's "
