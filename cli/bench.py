@@ -29,6 +29,7 @@ from polyp_rt.engines.base import Engine
 from polyp_rt.engines.timing import time_engine
 from polyp_rt.realtime.config import RunConfig, model_to_run
 from polyp_rt.realtime.stats import summarise
+from polyp_rt.realtime.stats_file import AS_FAST_AS_POSSIBLE, pacing
 from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
@@ -279,6 +280,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         ):
             outcome = pipeline.run()
             stage = type(pipeline.stage).__name__
+            paced = pacing(pipeline)
         if outcome.error is not None:
             raise outcome.error
         threaded = outcome.stats.summary()
@@ -294,6 +296,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         "source": redact(config.source),
         "model": str(model),
         "stages": stage,
+        "pacing": paced,
         "engine": engine_info,
         "threads": thread_plan(run_config.threads).to_json(),
         **threaded,
@@ -319,6 +322,7 @@ def bench_command(config: BenchConfig) -> int:
             stats_table(
                 report,
                 f"pipeline: {report['source']} · {report['engine']['backend']} {report['engine']['device']}",
+                flat_out=report["pacing"] == AS_FAST_AS_POSSIBLE,
             )
         )
         r = report["ratios"]

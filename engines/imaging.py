@@ -118,7 +118,7 @@ def mask_at(logits: np.ndarray, height: int, width: int, threshold: float) -> np
     import cv2
 
     plane = np.asarray(logits, np.float32).reshape(logits.shape[-2:])
-    full = plane
+    full: np.ndarray = plane
     if plane.shape != (height, width):
         full = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
     # the comparison's booleans seen as bytes are the {0,1} mask: no second pass to convert them

@@ -56,12 +56,27 @@ def tensorrt_version() -> str | None:
         return None
 
 
+AS_FAST_AS_POSSIBLE = "as fast as possible"
+
+
+def pacing(pipeline: Pipeline) -> str:
+    """How the source gave its frames: "live", "at its own rate" (a file played --realtime) or
+    `AS_FAST_AS_POSSIBLE` (a file or an image folder, read as fast as the pipeline takes them: the
+    frames wait in the capture queue, so `processing_ms` is their latency, not `e2e_ms`)."""
+    source = pipeline.source
+    if source.live:
+        return "live"
+    return "at its own rate" if getattr(source, "realtime", False) else AS_FAST_AS_POSSIBLE
+
+
 def run_facts(engine: Engine, pipeline: Pipeline, outcome: Outcome) -> dict[str, Any]:
-    """How the run ended, the engine, and what each sink wrote (under the sink's own key)."""
+    """How the run ended, how its source was paced, the engine, and what each sink wrote (under
+    the sink's own key)."""
     facts: dict[str, Any] = {
         "reason": outcome.reason,
         "exit_code": outcome.exit_code,
         "error": str(outcome.error) if outcome.error is not None else None,
+        "pacing": pacing(pipeline),
         "engine": engine.describe(),
     }
     for sink in pipeline.sinks:
