@@ -69,6 +69,7 @@ class BatchResult:
     out_dir: Path
     elapsed_s: float = 0.0  # from the first task submitted to the last result (not Ray's start or stop)
     frames: int = 0  # processed in this run
+    video_s: float = 0.0  # the duration of the videos processed in this run
     workers: int = 0
     internal_errors: int = 0
     interrupted: str | None = None  # a signal's reason: "interrupted" (Ctrl-C) or "terminated" (SIGTERM)
@@ -196,6 +197,7 @@ def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResul
     plan.rows[row.name] = row
     if row.kind == "ok":
         result.frames += row.frames
+        result.video_s += row.duration_s or 0.0
     if outcome.internal:
         result.internal_errors += 1
     if result.started is not None:

@@ -77,10 +77,10 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
     stages = summary["stages_ms"]
     rows: list[tuple[str, Any, str | None]] = [(name, stages[name], None) for name, _, _ in STAGES]
     if flat_out:
-        rows[0] = ("queue (read-ahead wait)", stages["queue"], "dim")
+        rows[0] = ("queue (read-ahead)", stages["queue"], "dim")
         rows += [
-            ("end to end, with that wait", summary["e2e_ms"], "dim"),
-            ("latency (taken → drawn)", summary["processing_ms"], "bold"),
+            ("end to end (+ wait)", summary["e2e_ms"], "dim"),
+            ("latency", summary["processing_ms"], "bold"),
         ]
     else:
         rows += [("end to end", summary["e2e_ms"], "bold")]
@@ -101,8 +101,8 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
     )
     if flat_out:
         table.caption += (
-            "\nread as fast as the pipeline takes it: each frame waits in the capture queue for "
-            "the frames ahead (back-pressure, not latency); the latency row starts when the "
-            "inference thread takes it"
+            "\nthe file is read as fast as the pipeline takes it, so each frame waits in the queue "
+            "for those ahead of it (back-pressure, not latency): latency runs from the inference "
+            "thread taking the frame to its picture drawn"
         )
     return table
