@@ -45,6 +45,7 @@ class Hud:
     e2e_ms: float = 0.0
     backend: str = ""
     status: str = ""  # e.g. "reconnecting 1/3", "paused"
+    latency: str = "e2e"  # what e2e_ms is: end to end, or "latency" (a file read flat out: from dequeue)
 
 
 def tint(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
@@ -123,7 +124,7 @@ class Overlay:
         h, w = out.shape[:2]
         scale = max(0.4, h / 900)
         thick = max(1, round(scale * 2))
-        line = f"{hud.fps:4.1f} fps  e2e {hud.e2e_ms:5.1f} ms  {hud.backend}"
+        line = f"{hud.fps:4.1f} fps  {hud.latency} {hud.e2e_ms:5.1f} ms  {hud.backend}"
         if hud.status:
             line += f"  [{hud.status}]"
         (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)

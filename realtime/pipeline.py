@@ -245,7 +245,11 @@ class Pipeline:
         if not self.pictures:
             return None
         fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
-        return Hud(fps, self.stats.recent_e2e_percentile(50, 30), self.label, self.status)
+        if self.source.live or self.source.realtime:
+            return Hud(fps, self.stats.recent_e2e_percentile(50, 30), self.label, self.status)
+        # a file read flat out waits in the capture queue (back-pressure): its latency starts after
+        latency = self.stats.recent_e2e_percentile(50, 30, "processing")
+        return Hud(fps, latency, self.label, self.status, latency="latency")
 
     def _finish(self, frame: Frame, hud: Hud | None) -> None:
         """Draw the frame (given a `hud`), count it and hand it to the sinks."""

@@ -66,7 +66,7 @@ def pacing(pipeline: Pipeline) -> str:
     source = pipeline.source
     if source.live:
         return "live"
-    return "at its own rate" if getattr(source, "realtime", False) else AS_FAST_AS_POSSIBLE
+    return "at its own rate" if source.realtime else AS_FAST_AS_POSSIBLE
 
 
 def run_facts(engine: Engine, pipeline: Pipeline, outcome: Outcome) -> dict[str, Any]:
