@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from polyp_rt.core.options import option
-from polyp_rt.realtime.config import OverlayConfig, RunConfig
+from polyp_rt.realtime.config import OverlayConfig, RunConfig, model_to_run
 
 # each video's outputs, relative to its folder (RunConfig.record and .masks_out of its pipeline)
 RECORDING = Path("annotated.mp4")
@@ -47,7 +47,7 @@ class BatchConfig:
         metavar="DIR",
         required=True,
     )
-    model: Path = as_in_run("model")
+    model: Path | None = as_in_run("model")
     backend: str = as_in_run("backend")
     device: str | None = as_in_run("device")
     fp16: bool = as_in_run("fp16")
@@ -93,15 +93,19 @@ class BatchConfig:
     def run_config(self) -> RunConfig:
         """The pipeline every video runs: each option this batch has under a `RunConfig` name is
         that option (`as_in_run`, the overlay), the rest are RunConfig's defaults; headless, with
-        as many inference threads as the task has CPUs (on a CPU), and the recording and masks (if
-        asked) named relative to the video's folder. `source` is set per video."""
+        as many inference threads as the task has CPUs (on a CPU), the model settled (without
+        --model the bundled one for the task's device: INT8 for a task without a GPU), and the
+        recording and masks (if asked) named relative to the video's folder. `source` is set per
+        video."""
         run_names = {f.name for f in fields(RunConfig)}
         options = {f.name: getattr(self, f.name) for f in fields(self) if f.name in run_names}
+        on_cpu = self.gpus_per_task == 0  # a task without a GPU runs on the CPU
+        device = self.device or ("cpu" if on_cpu else None)
         options.update(
-            model=self.model.resolve(),
+            model=model_to_run(self.model, self.backend, device).resolve(),
             record=RECORDING if self.record else None,  # here a yes or no: the file is each video's
             masks_out=MASKS if self.masks else None,
-            threads=max(1, round(self.cpus_per_task)) if self.gpus_per_task == 0 else None,
+            threads=max(1, round(self.cpus_per_task)) if on_cpu else None,
             headless=True,
         )
         return RunConfig(**options)

@@ -246,6 +246,6 @@ def settings_of(run: RunConfig) -> dict[str, Any]:
     """What makes two results of one video the same, as the manifest keeps it (JSON): the model's
     SHA-256 and the options of `run` that change results (all but `NOT_RESULTS`)."""
     options = {name: value for name, value in asdict(run).items() if name not in NOT_RESULTS}
-    settings = {"model_sha256": sha256_of(run.model), **options}
+    settings = {"model_sha256": sha256_of(run.model_file), **options}
     loaded: dict[str, Any] = json.loads(json.dumps(settings, default=str, allow_nan=False))
     return loaded

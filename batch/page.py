@@ -223,12 +223,15 @@ def _throughput(rows: Sequence[VideoRow], elapsed_s: float | None) -> Card:
     done = [r for r in rows if r.kind == "ok" and r.worker_s]
     frames = sum(r.frames for r in done)
     worker_s = sum(r.worker_s or 0.0 for r in done)
+    video_s = sum(r.duration_s or 0.0 for r in done)
     if elapsed_s and elapsed_s > 0 and frames:
-        wall = Note(f"all workers, over {fmt_clock(elapsed_s)} wall clock")
-        return Card("Throughput", f"{frames / elapsed_s:,.0f} fps", (wall,))
+        wall = Note(
+            f"{frames / elapsed_s:,.0f} frames/s, all workers, over {fmt_clock(elapsed_s)} wall clock"
+        )
+        return Card("Throughput", f"{video_s / elapsed_s:,.1f}× real time", (wall,))
     if worker_s > 0:
-        per_worker = Note("per worker (frames ÷ worker time)")
-        return Card("Throughput", f"{frames / worker_s:,.0f} fps", (per_worker,))
+        per_worker = Note(f"{frames / worker_s:,.0f} frames/s per worker (frames ÷ worker time)")
+        return Card("Throughput", f"{video_s / worker_s:,.1f}× real time", (per_worker,))
     return Card("Throughput", "–", (Note("no video processed in this run"),))
 
 
@@ -261,11 +264,12 @@ def _facts(row: VideoRow) -> tuple[Fact, ...]:
         facts.append(Fact("Episodes", str(row.episode_count)))
         share = f" ({fmt_pct(row.polyp_s / row.duration_s)})" if row.duration_s else ""
         facts.append(Fact("Polyp time", fmt_span(row.polyp_s), share))
-    if row.fps_achieved:
-        speed = ""
-        if row.worker_s and row.duration_s:
-            speed = f" ({row.duration_s / row.worker_s:.1f}× real time)"
-        facts.append(Fact("Processed at", f"{row.fps_achieved:,.1f}", f" frames/s{speed}"))
+    if row.x_realtime:
+        facts.append(
+            Fact("Processed at", f"{row.x_realtime:.1f}× real time", f" ({row.fps_achieved:,.1f} frames/s)")
+        )
+    elif row.fps_achieved:
+        facts.append(Fact("Processed at", f"{row.fps_achieved:,.1f}", " frames/s"))
     return tuple(facts)
 
 

@@ -29,7 +29,10 @@ THUMB_QUALITY = 85
 
 class FrameRecordSink(Sink):
     """Writes `folder/frames.jsonl` and `folder/peaks/`; `progress(frames)` is called for the
-    first frame and then at most every `interval_s`, after the records so far are on disk."""
+    first frame and then at most every `interval_s`, after the records so far are on disk.
+
+    A peak's thumbnail is the picture the run drew (with --record), else `draw(frame)`: set it to
+    the pipeline's `Overlay.picture`, so only the peak frames are drawn (tint and outline)."""
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class FrameRecordSink(Sink):
         self.tracker = EpisodeTracker()
         self.thumbnails: dict[int, str] = {}  # peak frame -> path relative to the video's folder
         self.frames = 0
+        self.draw: Callable[[Frame], np.ndarray] | None = None
         self._peak: np.ndarray | None = None  # BGR, scaled down: the open episode's peak so far
         self._reported = 0.0
         try:
@@ -77,13 +81,18 @@ class FrameRecordSink(Sink):
         if step.closed is not None:
             self._save_peak(step.closed)
         if step.new_peak:
-            self._peak = _thumbnail(frame.overlay if frame.overlay is not None else frame.rgb)
+            self._peak = _thumbnail(self._picture(frame))
         self.frames += 1
         now = time.monotonic()
         if self.progress is not None and (self.frames == 1 or now - self._reported >= self.interval_s):
             self._file.flush()
             self._reported = now
             self.progress(self.frames)
+
+    def _picture(self, frame: Frame) -> np.ndarray:
+        if frame.overlay is not None:
+            return frame.overlay
+        return self.draw(frame) if self.draw is not None else frame.rgb
 
     def close(self) -> None:
         if self._file is None:

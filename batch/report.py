@@ -3,7 +3,7 @@ times both the page (batch/page.py) and the closing table use.
 
 A row (`VideoRow`) says what became of one video: its name and input path, status (``ok``,
 ``failed`` or ``skipped: <reason>``, e.g. ``skipped: unchanged``), duration, frames, the throughput
-its worker achieved, a one-line error, and, where it was processed, its episodes with the path of
+its worker achieved (frames/s and × real time), a one-line error, and, where it was processed, its episodes with the path of
 each episode's peak-frame thumbnail relative to the output folder (by convention
 ``<video>/peaks/<peak frame, 6 digits>.jpg``, see `peak_thumbnail_path`).
 
@@ -42,6 +42,7 @@ CSV_COLUMNS = (
     "duration_s",
     "frames",
     "fps_achieved",
+    "x_realtime",
     "episodes",
     "polyp_s",
     "error",
@@ -131,6 +132,12 @@ class VideoRow:
         return None
 
     @property
+    def x_realtime(self) -> float | None:
+        """How many times faster than real time its worker went: duration ÷ worker time."""
+        worker_s = self.worker_s
+        return self.duration_s / worker_s if worker_s and self.duration_s else None
+
+    @property
     def timeline_s(self) -> float:
         """The span a timeline draws: the duration, or the last episode's end where that is later."""
         ends = [e.end_s for e in self.episodes]
@@ -204,6 +211,7 @@ def write_summary_csv(rows: Iterable[VideoRow | Mapping[str, Any]], path: str | 
                 _num(row.duration_s, 3),
                 row.frames,
                 _num(row.fps_achieved, 2),
+                _num(row.x_realtime, 2),
                 "" if failed else row.episode_count,
                 "" if failed else _num(row.polyp_s, 3),
                 csv_text(row.error),

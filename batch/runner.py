@@ -72,6 +72,7 @@ class BatchResult:
     out_dir: Path
     elapsed_s: float = 0.0  # from the first task submitted to the last result (not Ray's start or stop)
     frames: int = 0  # processed in this run
+    video_s: float = 0.0  # the duration of the videos processed in this run
     workers: int = 0
     internal_errors: int = 0
     interrupted: str | None = None  # a signal's reason: "interrupted" (Ctrl-C) or "terminated" (SIGTERM)
@@ -121,7 +122,7 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
     check_writable(Place("--out", config.out, folder=True))  # read-only, below a file: one line now
     from polyp_rt.engines.registry import read_contract
 
-    read_contract(config.model)  # a bad model is one line now, not a failure per video
+    read_contract(config.run_config().model_file)  # a bad model is one line now, not a failure per video
     inputs = collect(config.inputs, out)
     make_folder(out, "--out")
     with _locked(out / ".lock"):
@@ -205,6 +206,7 @@ def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResul
     plan.rows[row.name] = row
     if row.kind == "ok":
         result.frames += row.frames
+        result.video_s += row.duration_s or 0.0
     if outcome.internal:
         result.internal_errors += 1
     if result.started is not None:

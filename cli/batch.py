@@ -98,7 +98,7 @@ def closing_table(result: BatchResult) -> Table:
     table = Table(title=escape(f"polyp-rt batch · {out}"))
     table.add_column("video", overflow="fold", min_width=10)
     table.add_column("status", min_width=7)
-    for column in ("frames", "duration", "frames/s", "episodes", "polyp time"):
+    for column in ("frames", "duration", "frames/s", "× real time", "episodes", "polyp time"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("error", max_width=40)
     shown = [r for r in result.rows if r.kind == "failed"]
@@ -111,6 +111,7 @@ def closing_table(result: BatchResult) -> Table:
             f"{row.frames:,}" if row.frames else "",
             fmt_clock(row.duration_s) if row.duration_s is not None else "",
             f"{row.fps_achieved:,.1f}" if row.fps_achieved else "",
+            f"{row.x_realtime:.1f}×" if row.x_realtime else "",
             "" if unknown else str(row.episode_count),
             "" if unknown else fmt_span(row.polyp_s),
             Text(one_line(row.error, ERROR_CHARS)),
@@ -122,7 +123,9 @@ def closing_table(result: BatchResult) -> Table:
     if result.frames and result.elapsed_s > 0:
         speed = (
             f" · {result.frames:,} frames in {fmt_clock(result.elapsed_s)} = "
-            f"{result.frames / result.elapsed_s:,.1f} frames/s over {result.workers} workers"
+            f"{result.frames / result.elapsed_s:,.1f} frames/s, "
+            f"{result.video_s / result.elapsed_s:.1f}× real time, "
+            f"over {result.workers} workers"
         )
     table.caption = escape(
         f"{len(result.rows)} videos: {counts}{speed}"

@@ -27,8 +27,9 @@ from polyp_rt.core.files import to_json
 from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.timing import time_engine
-from polyp_rt.realtime.config import DEMO_MODEL, RunConfig
+from polyp_rt.realtime.config import RunConfig, model_to_run
 from polyp_rt.realtime.stats import summarise
+from polyp_rt.realtime.stats_file import AS_FAST_AS_POSSIBLE, pacing
 from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def bench_models(config: BenchConfig) -> list[BackendResult]:
             ]
         else:
             targets = []
-            for model in config.model or [DEMO_MODEL]:
+            for model in config.model or [model_to_run(None, "auto", config.device)]:
                 if not model.is_file():
                     raise PolypRtError(
                         f"{model}: model not found; pass --model or --presets cpu,fast,accurate"
@@ -251,21 +252,23 @@ def results_table(results: list[BackendResult], title: str) -> Table:
 def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
     """The threaded pipeline on a live source (no sinks, no window), the model alone, and the
     same operators run in one thread, all from one `compose()` wiring."""
-    from polyp_rt.engines.registry import open_engine
-    from polyp_rt.realtime.compose import compose
+    from polyp_rt.realtime.compose import compose, open_run_engine
 
     if len(config.model) > 1:
         raise PolypRtError("--pipeline times one model: pass one --model")
-    model = config.model[0] if config.model else DEMO_MODEL
-    if not model.is_file():
-        raise PolypRtError(f"{model}: model not found; pass --model")
     run_config = RunConfig(
-        source=config.source, model=model, headless=True, max_frames=config.frames, stages=config.stages
-    )
-    threads = thread_plan(run_config.threads).runtime
-    with open_engine(
-        model, config.backend, config.device, fp16=config.fp16, cuda_graph=config.cuda_graph, threads=threads
-    ) as engine:
+        source=config.source,
+        model=config.model[0] if config.model else None,
+        backend=config.backend,
+        device=config.device,
+        fp16=config.fp16,
+        cuda_graph=config.cuda_graph,
+        headless=True,
+        max_frames=config.frames,
+        stages=config.stages,
+    ).with_model()
+    model = run_config.model
+    with open_run_engine(run_config) as engine:
         frame_shape = (1, 3, engine.contract.height, engine.contract.width)
         batch = np.random.default_rng(0).standard_normal(frame_shape).astype(np.float32)
         with console.status("model alone"):
@@ -277,6 +280,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         ):
             outcome = pipeline.run()
             stage = type(pipeline.stage).__name__
+            paced = pacing(pipeline)
         if outcome.error is not None:
             raise outcome.error
         threaded = outcome.stats.summary()
@@ -292,6 +296,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         "source": redact(config.source),
         "model": str(model),
         "stages": stage,
+        "pacing": paced,
         "engine": engine_info,
         "threads": thread_plan(run_config.threads).to_json(),
         **threaded,
@@ -317,6 +322,7 @@ def bench_command(config: BenchConfig) -> int:
             stats_table(
                 report,
                 f"pipeline: {report['source']} · {report['engine']['backend']} {report['engine']['device']}",
+                flat_out=report["pacing"] == AS_FAST_AS_POSSIBLE,
             )
         )
         r = report["ratios"]
@@ -329,9 +335,7 @@ def bench_command(config: BenchConfig) -> int:
     if config.plot:  # before the timing, not after it
         from polyp_rt.core.paths import Place, check_paths
 
-        check_paths(
-            [Place("--model", m) for m in config.model or [DEMO_MODEL]], [Place("--plot", config.plot)]
-        )
+        check_paths([Place("--model", m) for m in config.model], [Place("--plot", config.plot)])
     results = bench_models(config)
     if config.plot:
         from polyp_rt.realtime.plots import plot_latency

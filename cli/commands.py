@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from polyp_rt.core.files import to_json
 from polyp_rt.core.locks import held_folder
 from polyp_rt.core.paths import Place, check_paths
 from polyp_rt.export.config import BuildConfig, ExportConfig, QuantizeConfig
+from polyp_rt.realtime.config import model_to_run
 from polyp_rt.train.config import EvalConfig, SynthConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,9 @@ def eval_command(config: EvalConfig) -> int:
         results = {str(config.masks): {**result, "data": str(config.truth)}}
         title = f"{config.masks} against {config.truth}"
     else:
-        if not (config.data and config.model):
-            raise PolypRtError("pass --data DIR and --model M (or --masks DIR --truth DIR)")
+        if not config.data:
+            raise PolypRtError("pass --data DIR [--model M] (or --masks DIR --truth DIR)")
+        config = replace(config, model=model_to_run(config.model, config.backend, config.device))
         results = evaluate_data_sets(config)
         title = f"{config.model}" + (" with flip TTA" if config.tta else "")
     if config.json:

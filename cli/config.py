@@ -11,7 +11,10 @@ from polyp_rt.core.options import option
 @dataclass
 class BenchConfig:
     model: list[Path] = option(
-        [], "models to time, side by side (default: the bundled demo model)", metavar="M", nargs="+"
+        [],
+        "models to time, side by side (default: the bundled model: INT8 on a CPU, FP32 on a GPU)",
+        metavar="M",
+        nargs="+",
     )
     presets: str | None = option(
         None, "instead of --model: time these presets with random weights, e.g. cpu,fast,accurate"

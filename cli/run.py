@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,13 +16,12 @@ from polyp_rt.core.errors import OutputError, PolypRtError, RecorderError
 from polyp_rt.core.files import disk_full_hint
 from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
-from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, SOURCE_FORMS, RunConfig, bundled_model_for
+from polyp_rt.realtime.config import DEMO_CLIP, SOURCE_FORMS, RunConfig
 from polyp_rt.realtime.outputs import histogram_path
 from polyp_rt.realtime.pipeline import Outcome, Pipeline, StopOnSignals
 from polyp_rt.realtime.plots import plot_latency
-from polyp_rt.realtime.stats import write_stats_json
-from polyp_rt.realtime.stats_file import run_facts, stats_document
-from polyp_rt.realtime.threads import thread_plan
+from polyp_rt.realtime.stats import LatencyStats, write_stats_json
+from polyp_rt.realtime.stats_file import AS_FAST_AS_POSSIBLE, pacing, run_facts, stats_document
 
 if TYPE_CHECKING:
     from polyp_rt.web.server import LiveView
@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def run_command(config: RunConfig) -> int:
-    from polyp_rt.engines.registry import open_engine
-    from polyp_rt.realtime.compose import compose
+    from polyp_rt.realtime.compose import compose, open_run_engine
     from polyp_rt.realtime.sinks import open_display
 
     if not config.source:
@@ -41,44 +40,30 @@ def run_command(config: RunConfig) -> int:
         raise PolypRtError(
             "--token is the access token of --serve: pass --serve HOST:PORT too, or leave it out"
         )
-    if Path(config.model) == DEMO_MODEL:
-        config.model = bundled_model_for(config.backend, config.device)
-    if not Path(config.model).is_file():
+    config = config.with_model()
+    if not config.model_file.is_file():
         raise PolypRtError(
             f"{config.model}: model not found; pass --model with a .onnx, .engine or checkpoint .pt"
         )
 
     with StopOnSignals() as signals:  # also while the run finishes (the recording, the statistics)
         with ExitStack() as stack:
-            engine = stack.enter_context(
-                open_engine(
-                    config.model,
-                    config.backend,
-                    config.device,
-                    fp16=config.fp16,
-                    cuda_graph=config.cuda_graph,
-                    threads=thread_plan(config.threads).runtime,
-                )
-            )
+            engine = stack.enter_context(open_run_engine(config))
             live = stack.enter_context(Live(Text(""), console=console, refresh_per_second=4, transient=True))
             display = None if config.headless else open_display()
             if display:
                 stack.callback(display.close)
             web = start_web_view(config, engine, stack) if config.serve else None
+            line = StatusLine(live)
             pipeline = stack.enter_context(
-                compose(
-                    config,
-                    engine,
-                    display=display,
-                    extra_sinks=[web.sink] if web else [],
-                    on_frame=lambda stats, status: live.update(status_line(stats, status)),
-                )
+                compose(config, engine, display=display, extra_sinks=[web.sink] if web else [], on_frame=line)
             )
+            line.series = "processing" if pacing(pipeline) == AS_FAST_AS_POSSIBLE else "e2e"
             signals.watch(pipeline)
             log.info(
                 "%s -> %s (%s) -> %s",
                 pipeline.source.description,
-                Path(config.model).name,
+                config.model_file.name,
                 engine.provider,
                 ", ".join(type(s).__name__ for s in pipeline.sinks) or "no sinks",
             )
@@ -92,17 +77,37 @@ def start_web_view(config: RunConfig, engine: Engine, stack: ExitStack) -> LiveV
     from polyp_rt.web.server import start_live_view
 
     assert config.serve is not None
-    facts = {"source": redact(config.source or ""), "model": Path(config.model).name, "engine": engine.label}
+    facts = {"source": redact(config.source or ""), "model": config.model_file.name, "engine": engine.label}
     view = start_live_view(config.serve, config.token, facts, stack)
     console.print(f"live view: [bold]{view.url}[/bold]", highlight=False, soft_wrap=True)
     return view
+
+
+class StatusLine:
+    """The status line under the run, redrawn at most every `INTERVAL_S` (it is shown at 4 Hz, and
+    its percentiles cost more than a frame's statistics) and at once when the status changes."""
+
+    INTERVAL_S = 0.25
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+        self.series = "e2e"  # the latency it shows ("processing" for a file read as fast as possible)
+        self._next = 0.0
+        self._status = ""
+
+    def __call__(self, stats: LatencyStats, status: str) -> None:
+        now = time.monotonic()
+        if now < self._next and status == self._status:
+            return
+        self._next, self._status = now + self.INTERVAL_S, status
+        self.live.update(status_line(stats, status, self.series))
 
 
 def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outcome) -> None:
     """The closing table, what each sink wrote, and the stats JSON with its histogram."""
     summary = outcome.stats.summary()
     title = f"{pipeline.source.description} · {engine.label} · {outcome.reason}"
-    console.print(stats_table(summary, title))
+    console.print(stats_table(summary, title, flat_out=pacing(pipeline) == AS_FAST_AS_POSSIBLE))
     extra: dict[str, Any] = run_facts(engine, pipeline, outcome)
     if "truth" in extra:
         scores = extra["truth"]

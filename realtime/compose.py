@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
-from polyp_rt.core.errors import PolypRtError
+from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.options import out_of_range
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.config import RunConfig
@@ -24,6 +24,27 @@ from polyp_rt.realtime.stage import InferenceStage
 from polyp_rt.realtime.stats import LatencyStats
 from polyp_rt.realtime.style import OverlayStyle
 from polyp_rt.realtime.threads import thread_plan
+
+
+def open_run_engine(config: RunConfig) -> Engine:
+    """The engine a run of `config` infers with: its model (the bundled one for the device where it
+    names none) on its backend and device, with the thread plan's share of the cores. `run`,
+    `bench --pipeline` and each video of `batch` open theirs here."""
+    from polyp_rt.engines.registry import open_engine
+
+    model = config.model_file
+    if not model.is_file():
+        raise InputFileError(
+            f"{model}: model not found; pass --model with a .onnx, .engine or checkpoint .pt"
+        )
+    return open_engine(
+        model,
+        config.backend,
+        config.device,
+        fp16=config.fp16,
+        cuda_graph=config.cuda_graph,
+        threads=thread_plan(config.threads).runtime,
+    )
 
 
 def compose(

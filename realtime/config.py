@@ -7,7 +7,7 @@ written once, here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from polyp_rt.core.options import option
@@ -16,6 +16,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_MODEL = SAMPLES / "polyp_cpu.onnx"
 DEMO_MODEL_INT8 = SAMPLES / "polyp_cpu_int8.onnx"  # verified against DEMO_MODEL (samples/README.md)
 DEMO_CLIP = SAMPLES / "demo.mp4"
+BUNDLED = "(default: the bundled model: INT8 on a CPU, FP32 on a GPU)"
 # what --source takes, for people (its grammar is realtime/sources/spec.py)
 SOURCE_FORMS = (
     "a video file, an image folder, a camera index (0) or /dev/videoN, an rtsp:// or http:// URL, "
@@ -32,6 +33,12 @@ def bundled_model_for(backend: str, device: str | None) -> Path:
         return DEMO_MODEL
     cls, _ = choose(DEMO_MODEL, backend, device)
     return DEMO_MODEL_INT8 if settle_device(device, cls) == "cpu" else DEMO_MODEL
+
+
+def model_to_run(model: Path | None, backend: str, device: str | None) -> Path:
+    """The model a command runs: `model` where one is given, else the bundled model for the
+    device (`bundled_model_for`). `run`, `bench`, `batch` and `eval` all choose here."""
+    return Path(model) if model is not None else bundled_model_for(backend, device)
 
 
 @dataclass
@@ -74,10 +81,10 @@ class RunConfig:
         f"what to play: {SOURCE_FORMS}; a URL's password or token opens the stream and is shown nowhere",
         metavar="SRC",
     )
-    model: Path = option(
-        DEMO_MODEL,
+    model: Path | None = option(
+        None,
         "checkpoint, ONNX or TensorRT engine (refused if its contract is malformed or disagrees with "
-        "its graph, or it gives NaN logits on a plain frame)",
+        f"its graph, or it gives NaN logits on a plain frame) {BUNDLED}",
         metavar="M",
     )
     backend: str = option("auto", "inference backend (`polyp-rt info` lists them)")
@@ -145,3 +152,14 @@ class RunConfig:
     )
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
+
+    @property
+    def model_file(self) -> Path:
+        """The model file this configuration runs (`model_to_run`: the bundled one for the device
+        where it names none)."""
+        return model_to_run(self.model, self.backend, self.device)
+
+    def with_model(self) -> RunConfig:
+        """This configuration with its model settled (`model_file`), as the run, its statistics and
+        a batch's manifest record it."""
+        return replace(self, model=self.model_file)

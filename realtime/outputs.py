@@ -30,7 +30,7 @@ def histogram_path(stats_json: Path) -> Path:
 
 def run_places(config: RunConfig) -> tuple[list[Place], list[Place]]:
     """(what the run reads, what it writes)."""
-    inputs = [Place("--model", Path(config.model))]
+    inputs = [Place("--model", config.model)] if config.model is not None else []
     source = source_path(config.source) if config.source else None
     if source is not None and source.exists():
         inputs.append(Place("--source", source, folder=source.is_dir()))

@@ -45,6 +45,7 @@ class Hud:
     e2e_ms: float = 0.0
     backend: str = ""
     status: str = ""  # e.g. "reconnecting 1/3", "paused"
+    latency: str = "e2e"  # what e2e_ms is: end to end, or "latency" (a file read flat out: from dequeue)
 
 
 def tint(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
@@ -81,20 +82,30 @@ class Overlay:
         self.style = OverlayStyle.from_config(config)
         self.presence = PresenceIndicator(config.presence_on, config.presence_window, config.presence_off)
 
-    def draw(self, frame: Frame, hud: Hud) -> None:
-        """Set frame.overlay (the annotated picture) and frame.polyp (the indicator after this frame).
+    def draw(self, frame: Frame, hud: Hud | None) -> None:
+        """Set frame.polyp (the indicator after this frame) and, given a `hud`, frame.overlay (the
+        annotated picture). Without one nothing is drawn: a run that shows and records nothing
+        (`Pipeline.pictures`) spends no time on pictures, and the indicator runs on all the same.
 
         A frame tinted on the GPU (`frame.blended`) is drawn on in place: a full-HD copy costs a
         millisecond; its outline too was drawn there when `frame.outlined`.
         """
         frame.polyp = self.presence.update(frame.mask_area() >= self.config.min_area)
-        frame.overlay = self._picture(frame, frame.blended, hud, frame.polyp)
+        if hud is not None:
+            frame.overlay = self._picture(frame, frame.blended, hud, frame.polyp)
 
     def redraw(self, frame: Frame, hud: Hud) -> np.ndarray:
         """A drawn frame again with a new HUD (a status while no frame comes); the indicator stays."""
         return self._picture(frame, None, hud, frame.polyp)
 
-    def _picture(self, frame: Frame, blended: np.ndarray | None, hud: Hud, present: bool) -> np.ndarray:
+    def picture(self, frame: Frame) -> np.ndarray:
+        """The frame's tint and outline alone, no HUD, on a copy (e.g. a thumbnail of a frame that
+        was not drawn)."""
+        return self._picture(frame, None, None, frame.polyp)
+
+    def _picture(
+        self, frame: Frame, blended: np.ndarray | None, hud: Hud | None, present: bool
+    ) -> np.ndarray:
         rgb, mask, style = frame.rgb, frame.mask, self.style
         assert mask is not None
         if not style.mask:
@@ -105,7 +116,7 @@ class Overlay:
             out = tint(rgb, mask, style.color, style.alpha)
         if style.contours and not (frame.outlined and out is blended):
             cv2.drawContours(out, outlines(mask), -1, style.color, outline_width(out.shape[0]), cv2.LINE_AA)
-        if self.config.hud:
+        if self.config.hud and hud is not None:
             self._hud(out, hud, present)
         return out
 
@@ -113,7 +124,7 @@ class Overlay:
         h, w = out.shape[:2]
         scale = max(0.4, h / 900)
         thick = max(1, round(scale * 2))
-        line = f"{hud.fps:4.1f} fps  e2e {hud.e2e_ms:5.1f} ms  {hud.backend}"
+        line = f"{hud.fps:4.1f} fps  {hud.latency} {hud.e2e_ms:5.1f} ms  {hud.backend}"
         if hud.status:
             line += f"  [{hud.status}]"
         (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)

@@ -76,6 +76,8 @@ class Pipeline:
     ) -> None:
         self.source, self.stage, self.overlay = source, stage, overlay
         self.sinks, self.display = sinks, display
+        # whether each frame's picture is drawn: only for a window or a sink that shows or keeps it
+        self.pictures = display is not None or any(sink.needs_picture for sink in sinks)
         self.config = config
         self.label = label  # backend and device, for the HUD
         self.on_frame = on_frame  # live status line
@@ -232,15 +234,25 @@ class Pipeline:
             if self.stop.is_set():
                 return
             arrivals.append(time.monotonic())
-            fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
-            self._finish(frame, Hud(fps, self.stats.recent_e2e_percentile(50, 30), self.label, self.status))
+            self._finish(frame, self._hud(arrivals))
             if self.display:  # paused live view: frozen picture, recording goes on
                 self._on_key(self.display.show(None if self.display.paused else frame.overlay))
             if self.on_frame:
                 self.on_frame(self.stats, self.status)
 
-    def _finish(self, frame: Frame, hud: Hud) -> None:
-        """Draw the frame, count it and hand it to the sinks."""
+    def _hud(self, arrivals: deque[float]) -> Hud | None:
+        """What the HUD shows on the next picture; None where no picture is drawn."""
+        if not self.pictures:
+            return None
+        fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+        if self.source.live or self.source.realtime:
+            return Hud(fps, self.stats.recent_e2e_percentile(50, 30), self.label, self.status)
+        # a file read flat out waits in the capture queue (back-pressure): its latency starts after
+        latency = self.stats.recent_e2e_percentile(50, 30, "processing")
+        return Hud(fps, latency, self.label, self.status, latency="latency")
+
+    def _finish(self, frame: Frame, hud: Hud | None) -> None:
+        """Draw the frame (given a `hud`), count it and hand it to the sinks."""
         self.overlay.draw(frame, hud)
         frame.stamp(Stamp.OVERLAID)
         self._last, self._shown_status = frame, self.status
@@ -256,7 +268,7 @@ class Pipeline:
             frame = self.source.read()
             if frame is None:
                 break
-            self._finish(self.stage(frame), Hud(backend=self.label))
+            self._finish(self.stage(frame), Hud(backend=self.label) if self.pictures else None)
             done += 1
         return done / (time.perf_counter() - started)
 

@@ -20,7 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class Sink:
-    """Receives every finished frame in order on the output thread; `close()` finalises."""
+    """Receives every finished frame in order on the output thread; `close()` finalises.
+
+    A sink that shows or keeps the annotated picture (`frame.overlay`) says so with
+    `needs_picture`; where no sink does and nothing is displayed, no picture is drawn."""
+
+    needs_picture = False
 
     def write(self, frame: Frame) -> None:
         raise NotImplementedError
@@ -34,6 +39,8 @@ class Sink:
 
 
 class RecordingSink(Sink):
+    needs_picture = True
+
     def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
         self.recorder = Recorder(path, width, height, fps)
         self.path = path

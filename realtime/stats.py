@@ -24,6 +24,10 @@ STAGE_NAMES = {  # each stage's time runs from the previous stamp to its own
 _ORDER = list(Stamp)
 STAGES = tuple((STAGE_NAMES[end], _ORDER[i - 1], end) for i, end in enumerate(_ORDER) if i)
 E2E = ("e2e", Stamp.CAPTURED, Stamp.OVERLAID)
+# end to end without the capture queue: a file read as fast as the pipeline takes it waits there
+# behind the inference thread (back-pressure, not latency); from there on the time is the frame's own
+PROCESSING = ("processing", Stamp.DEQUEUED, Stamp.OVERLAID)
+SPANS = (*STAGES, E2E, PROCESSING)  # every series a finished frame adds a sample to
 PERCENTILES = (50, 90, 99)
 
 
@@ -54,7 +58,7 @@ class LatencyStats:
     started_ns: int = field(default_factory=now_ns)
     # compact float64 arrays: 8 bytes a sample, so an hour at 60 fps costs a few MB
     samples: dict[str, array[float]] = field(
-        default_factory=lambda: {name: array("d") for name, _, _ in (*STAGES, E2E)}
+        default_factory=lambda: {name: array("d") for name, _, _ in SPANS}
     )
     frames_in: int = 0
     frames_out: int = 0
@@ -73,19 +77,21 @@ class LatencyStats:
         stamps = frame.stamps
         with self._lock:
             self.frames_out += 1
-            for name, start, end in (*STAGES, E2E):
+            for name, start, end in SPANS:
                 if start in stamps and end in stamps:
                     self.samples[name].append((stamps[end] - stamps[start]) / 1e6)
             for step, ms in frame.gpu_ms.items():
                 self.gpu_samples[step].append(ms)
 
-    def recent_e2e(self, n: int = 300) -> list[float]:
+    def recent_e2e(self, n: int = 300, series: str = "e2e") -> list[float]:
+        """The last `n` samples of a series (end to end unless another is named)."""
         with self._lock:
-            return self.samples["e2e"][-n:].tolist()
+            return self.samples[series][-n:].tolist()
 
-    def recent_e2e_percentile(self, q: float, n: int = 300) -> float:
-        """The q-th percentile of the last `n` end-to-end latencies (0.0 before the first frame)."""
-        recent = self.recent_e2e(n)
+    def recent_e2e_percentile(self, q: float, n: int = 300, series: str = "e2e") -> float:
+        """The q-th percentile of the last `n` end-to-end latencies, or of another series (0.0
+        before the first frame)."""
+        recent = self.recent_e2e(n, series)
         return percentile(recent, q) if recent else 0.0
 
     def finish(self) -> None:
@@ -99,6 +105,7 @@ class LatencyStats:
         with self._lock:
             stages = {name: summarise(self.samples[name]) for name, _, _ in STAGES}
             e2e = summarise(self.samples[E2E[0]])
+            processing = summarise(self.samples[PROCESSING[0]])
             seconds = self.seconds
             return {
                 "frames_in": self.frames_in,
@@ -111,6 +118,7 @@ class LatencyStats:
                 "fps": self.frames_out / seconds if seconds > 0 else 0.0,
                 "stages_ms": stages,
                 "e2e_ms": e2e,
+                "processing_ms": processing,
                 "gpu_ms": {step: summarise(v) for step, v in self.gpu_samples.items() if v},
                 "events": list(self.events),
                 "interpreter": dict(self.interpreter),

@@ -126,7 +126,7 @@ class EvalConfig:
     model: Path | None = option(
         None,
         "checkpoint (.pt), ONNX file or TensorRT engine (refused if its contract is malformed or it "
-        "gives NaN logits on a plain frame)",
+        "gives NaN logits on a plain frame; default: the bundled model: INT8 on a CPU, FP32 on a GPU)",
         metavar="M",
     )
     split: str = option(

@@ -27,6 +27,7 @@ class Source(ABC):
     """
 
     live: bool = False
+    realtime: bool = False  # a file played at its own frame rate (--realtime); else as fast as taken
     description: str = ""
     fps: float = 30.0
     width: int = 0

@@ -11,6 +11,7 @@ from polyp_rt.core.redact import redact
 from polyp_rt.realtime.config import CaptureConfig
 from polyp_rt.realtime.sources.base import SourceStalled
 from polyp_rt.realtime.sources.video_file import VideoFileSource
+from polyp_rt.realtime.threads import thread_plan
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 
@@ -57,7 +58,7 @@ class StreamSource(VideoFileSource):
             container.close()
             raise SourceError(f"{self.name}: the stream has no video")
         self._container, self._stream = container, container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        thread_plan().set_decoder(self._stream, live=True)
         self.width, self.height = self._stream.codec_context.width, self._stream.codec_context.height
         self.fps = float(self._stream.average_rate or self._stream.guessed_rate or 30.0)
         self.frames_expected = None

@@ -15,6 +15,7 @@ import numpy as np
 from polyp_rt.core.errors import InputFileError, SourceError
 from polyp_rt.realtime.config import SOURCE_FORMS, CaptureConfig
 from polyp_rt.realtime.sources.base import Source
+from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class VideoFileSource(Source):
             container.close()
             raise SourceError(f"{self.path}: has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        thread_plan().set_decoder(stream, live=False)
         self._container, self._stream = container, stream
         self.fps = float(stream.average_rate or stream.guessed_rate or 30.0)
         self.frames_counted = stream.frames or None  # MP4: its sample count, exact at any frame rate

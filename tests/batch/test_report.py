@@ -269,6 +269,24 @@ def test_summary_csv_rows(fake_archive: Archive, tmp_path: Path) -> None:
             assert int(line["frames"]) == row.frames
             assert line["error"] == ""
     assert [line["status"] for line in lines].count("skipped: unchanged") == 1
+    speed = {line["video"]: line["x_realtime"] for line in lines}
+    assert speed["2024-03-07_colo_0423.mp4"] == "3.48", "15:05 of video in 260 s of worker time"
+    assert speed["2024-03-04_colo_0398.mp4"] == speed["2024-03-06_colo_0420.mp4"] == "", "not processed now"
+
+
+def test_speed_is_shown_as_times_real_time(tmp_path: Path) -> None:
+    """65 s of video, 1,625 frames at 90 frames/s: 18.06 s of worker time, 3.6x real time; over a
+    13 s batch, 125 frames/s and 5.0x real time."""
+    row = VideoRow("only.mp4", "/in/only.mp4", duration_s=65.0, frames=1625, fps_achieved=90.0)
+    assert row.x_realtime == pytest.approx(65 / (1625 / 90))
+    per_worker = " ".join(
+        Page(write_report_html(tmp_path / "a", [row]).read_text(encoding="utf-8")).body_text.split()
+    )
+    assert "Processed at 3.6× real time (90.0 frames/s)" in per_worker
+    assert "Throughput 3.6× real time 90 frames/s per worker" in per_worker
+    wall = Page(write_report_html(tmp_path / "b", [row], elapsed_s=13.0).read_text(encoding="utf-8"))
+    wall_text = " ".join(wall.body_text.split())
+    assert "Throughput 5.0× real time 125 frames/s, all workers, over 00:13 wall clock" in wall_text
 
 
 def test_writes_replace_whole_files_and_leave_no_temporaries(fake_archive: Archive) -> None:

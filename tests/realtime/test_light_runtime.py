@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from polyp_rt.realtime.config import DEMO_CLIP, DEMO_MODEL, DEMO_MODEL_INT8, bundled_model_for
+from polyp_rt.batch.config import BatchConfig
+from polyp_rt.cli.main import main
+from polyp_rt.realtime.config import (
+    DEMO_CLIP,
+    DEMO_MODEL,
+    DEMO_MODEL_INT8,
+    RunConfig,
+    bundled_model_for,
+    model_to_run,
+)
 
 TRAINING_STACK = (
     "torch",
@@ -84,7 +93,35 @@ def test_a_command_that_needs_the_training_stack_names_the_extra(capsys):
 
 
 @pytest.mark.skipif(not DEMO_MODEL_INT8.is_file(), reason="the bundled INT8 model is not in this checkout")
-def test_the_bundled_model_is_int8_on_a_cpu_and_fp32_on_a_gpu():
+def test_the_bundled_model_is_int8_on_a_cpu_and_fp32_on_a_gpu(tmp_path):
     assert bundled_model_for("auto", "cpu") == DEMO_MODEL_INT8
     assert bundled_model_for("onnxruntime", "cpu") == DEMO_MODEL_INT8
     assert bundled_model_for("onnxruntime", "cuda:0") == DEMO_MODEL
+    assert model_to_run(None, "onnxruntime", "cpu") == DEMO_MODEL_INT8
+    assert model_to_run(DEMO_MODEL, "onnxruntime", "cpu") == DEMO_MODEL, "a model named is the model run"
+    assert RunConfig(device="cpu").with_model().model == DEMO_MODEL_INT8
+    cpu_tasks = BatchConfig(inputs=[tmp_path], out=tmp_path / "out")
+    assert cpu_tasks.run_config().model == DEMO_MODEL_INT8.resolve(), "a task without a GPU runs INT8"
+    on_gpus = {"gpus_per_task": 1.0, "device": "cuda:0", "backend": "onnxruntime"}
+    gpu_tasks = BatchConfig(inputs=[tmp_path], out=tmp_path / "out", **on_gpus)  # type: ignore[arg-type]
+    assert gpu_tasks.run_config().model == DEMO_MODEL.resolve()
+
+
+@pytest.mark.skipif(not DEMO_MODEL_INT8.is_file(), reason="the bundled INT8 model is not in this checkout")
+def test_run_bench_and_eval_run_the_same_bundled_model_without_a_model(kvasir_dir, tmp_path, capsys):
+    """On this CPU: the INT8 file, named in each one's report."""
+    stats = tmp_path / "run.json"
+    args = ["--source", str(DEMO_CLIP), "--headless", "--max-frames", "3", "--device", "cpu"]
+    assert main([*args, "--stats-json", str(stats)]) == 0
+    ran = json.loads(stats.read_text())["model"]
+    assert ran["path"] == str(DEMO_MODEL_INT8) and ran["bundled"] and len(ran["sha256"]) == 64
+    capsys.readouterr()
+    bench = ["bench", "--pipeline", "--source", str(DEMO_CLIP), "--frames", "3", "--device", "cpu", "--json"]
+    assert main(bench) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == str(DEMO_MODEL_INT8) and report["engine"]["precision"] == "int8"
+    assert main(["bench", "--iterations", "2", "--warmup", "0", "--device", "cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["model"] == DEMO_MODEL_INT8.name
+    assert main(["eval", "--data", str(kvasir_dir), "--split", "all", "--device", "cpu", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert scored["backend"]["precision"] == "int8" and scored["images"] > 0

@@ -1,8 +1,10 @@
 """The live pipeline doing its job. Its faults (signals, SIGKILL, failing engines and disks,
 damaged and vanishing sources) are in tests/reliability/."""
 
+import hashlib
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,24 @@ from polyp_rt.cli.main import main
 from polyp_rt.engines.registry import open_engine
 from polyp_rt.realtime.compose import compose
 from polyp_rt.realtime.config import CaptureConfig, RunConfig
+from polyp_rt.realtime.frame import Frame
+from polyp_rt.realtime.sinks import Sink, TruthScorer
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Watch(Sink):
+    """A sink of the test's own: whether each frame reached the sinks drawn, and its indicator."""
+
+    def __init__(self) -> None:
+        self.drawn: list[bool] = []
+        self.indicator: list[bool] = []
+
+    def write(self, frame: Frame) -> None:
+        self.drawn.append(frame.overlay is not None)
+        self.indicator.append(frame.polyp)
 
 
 def pipeline_threads() -> list[str]:
@@ -47,6 +67,10 @@ def test_clip_run_records_masks_and_stats(tiny_onnx, synthetic_clip, tmp_path, d
         report["threads"]["opencv"] == 1 and report["threads"]["runtime"] == report["threads"]["cores"] >= 1
     )
     assert stats.with_suffix(".png").stat().st_size > 0
+    assert report["model"] == {"path": str(tiny_onnx), "bundled": False, "sha256": sha256_of(tiny_onnx)}
+    assert report["pacing"] == "as fast as possible"
+    assert report["processing_ms"]["count"] == 36
+    assert report["processing_ms"]["p50"] <= report["e2e_ms"]["p50"], "the queue wait left out"
     assert pipeline_threads() == []
 
 
@@ -119,3 +143,50 @@ def test_bad_sources_are_one_line_errors(tiny_onnx, source, message, capsys):
 def test_no_source_suggests_what_to_pass(tiny_onnx, capsys):
     assert main(["--model", str(tiny_onnx)]) == 2
     assert "no --source given" in capsys.readouterr().err
+
+
+def test_a_run_that_shows_and_records_nothing_draws_nothing_but_scores_and_counts(
+    micro_onnx, synthetic_clip, tmp_path
+):
+    truth = synthetic_clip.with_name("clip_masks")
+    runs = {}
+    for record in (None, tmp_path / "out.mp4"):
+        config = RunConfig(
+            source=str(synthetic_clip), model=micro_onnx, headless=True, truth=truth, record=record
+        )
+        watch = Watch()
+        with (
+            open_engine(micro_onnx, device="cpu") as engine,
+            compose(config, engine, extra_sinks=[watch]) as pipeline,
+        ):
+            outcome = pipeline.run()
+            scores = next(s.summary()["truth"] for s in pipeline.sinks if isinstance(s, TruthScorer))
+        runs[record is not None] = (pipeline.pictures, watch, scores, outcome.stats.summary())
+    pictures, watch, scores, summary = runs[False]
+    assert not pictures and watch.drawn == [False] * 36, "nothing shown or recorded: nothing drawn"
+    assert scores["images"] == 36 and summary["frames_processed"] == summary["e2e_ms"]["count"] == 36
+    pictures, drawn_watch, drawn_scores, _ = runs[True]
+    assert pictures and drawn_watch.drawn == [True] * 36, "a recording: every frame drawn"
+    assert drawn_scores == scores and drawn_watch.indicator == watch.indicator, "same masks, same indicator"
+
+
+def test_the_closing_table_of_a_file_read_flat_out_shows_throughput_and_latency_apart(
+    micro_onnx, synthetic_clip, tmp_path, capsys
+):
+    stats = tmp_path / "stats.json"
+    args = [
+        "--source",
+        str(synthetic_clip),
+        "--model",
+        str(micro_onnx),
+        "--headless",
+        "--stats-json",
+        str(stats),
+    ]
+    assert main(args) == 0
+    table = " ".join(capsys.readouterr().out.split())
+    assert "throughput" in table and "back-pressure, not latency" in table and "latency" in table
+    assert main([*args, "--realtime"]) == 0
+    paced = " ".join(capsys.readouterr().out.split())
+    assert "back-pressure" not in paced and "throughput" not in paced and "end to end" in paced
+    assert json.loads(stats.read_text())["pacing"] == "at its own rate"
