@@ -32,8 +32,8 @@ FORMAT = "polyp-rt batch manifest"
 VERSION = 1
 CHUNK = 1 << 20
 # RunConfig's options that do not change a video's results: the video and the model file (their
-# content is compared instead), where and how fast it runs, a live run's window and reports, and
-# how a live source is kept open. Every other option does: with another value the video is redone.
+# content is compared instead), where and how fast it runs (the inference mode gives the same
+# masks), a live run's window and reports, and how a live source is kept open. Every other option does: with another value the video is redone.
 NOT_RESULTS = frozenset(
     {
         "source",
@@ -43,6 +43,7 @@ NOT_RESULTS = frozenset(
         "threads",
         "stages",
         "queue_size",
+        "inference",
         "headless",
         "stats_json",
         "overwrite",

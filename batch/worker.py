@@ -121,8 +121,8 @@ def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> 
 
 def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> VideoResult:
     from polyp_rt.batch.record_sink import FrameRecordSink
-    from polyp_rt.engines.registry import open_engine
     from polyp_rt.realtime.compose import compose
+    from polyp_rt.realtime.modes import open_run_engine
     from polyp_rt.realtime.stats import write_stats_json
     from polyp_rt.realtime.stats_file import run_facts, stats_document
 
@@ -133,14 +133,7 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
     except OSError as exc:
         raise InputFileError(f"{job.input}: cannot read it ({exc.strerror or exc})") from exc
     config = job.run_config(work)
-    with open_engine(
-        config.model,
-        config.backend,
-        config.device,
-        fp16=config.fp16,
-        cuda_graph=config.cuda_graph,
-        threads=config.threads,
-    ) as engine:
+    with open_run_engine(config) as engine:  # a file flat out: the throughput mode (two requests)
         sink = FrameRecordSink(work, progress=lambda frames: emit(FRAMES, frames=frames))
         with compose(config, engine, extra_sinks=[sink]) as pipeline:
             source = pipeline.source

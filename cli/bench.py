@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +251,8 @@ def results_table(results: list[BackendResult], title: str) -> Table:
 def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
     """The threaded pipeline on a live source (no sinks, no window), the model alone, and the
     same operators run in one thread, all from one `compose()` wiring."""
-    from polyp_rt.engines.registry import open_engine
     from polyp_rt.realtime.compose import compose
+    from polyp_rt.realtime.modes import open_run_engine
 
     if len(config.model) > 1:
         raise PolypRtError("--pipeline times one model: pass one --model")
@@ -260,12 +260,19 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
     if not model.is_file():
         raise PolypRtError(f"{model}: model not found; pass --model")
     run_config = RunConfig(
-        source=config.source, model=model, headless=True, max_frames=config.frames, stages=config.stages
+        source=config.source,
+        model=model,
+        backend=config.backend,
+        device=config.device,
+        fp16=config.fp16,
+        cuda_graph=config.cuda_graph,
+        headless=True,
+        max_frames=config.frames,
+        stages=config.stages,
+        display=config.display,
+        inference=config.inference,
     )
-    threads = thread_plan(run_config.threads).runtime
-    with open_engine(
-        model, config.backend, config.device, fp16=config.fp16, cuda_graph=config.cuda_graph, threads=threads
-    ) as engine:
+    with open_run_engine(run_config) as engine:
         frame_shape = (1, 3, engine.contract.height, engine.contract.width)
         batch = np.random.default_rng(0).standard_normal(frame_shape).astype(np.float32)
         with console.status("model alone"):
@@ -283,7 +290,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         sequential_frames = min(config.frames, SEQUENTIAL_FRAMES)
         with (
             console.status(f"sequential loop, {sequential_frames} frames"),
-            compose(run_config, engine) as pipeline,
+            compose(replace(run_config, display="synced", inference="latency"), engine) as pipeline,
         ):
             sequential_fps = pipeline.run_sequential(sequential_frames)
         engine_info = engine.describe()
@@ -313,11 +320,9 @@ def bench_command(config: BenchConfig) -> int:
         if config.json:
             print(to_json(report))
             return 0
+        engine = report["engine"]
         console.print(
-            stats_table(
-                report,
-                f"pipeline: {report['source']} · {report['engine']['backend']} {report['engine']['device']}",
-            )
+            stats_table(report, f"pipeline: {report['source']} · {engine['backend']} {engine['device']}")
         )
         r = report["ratios"]
         console.print(

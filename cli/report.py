@@ -12,6 +12,8 @@ from rich.text import Text
 from polyp_rt.realtime.stats import STAGES, LatencyStats
 
 console = Console()
+VIDEO_DELAY = "video delay (capture → shown)"
+ANNOTATION_DELAY = "annotation delay (capture → its mask shown)"
 
 
 def facts_table(title: str, rows: Mapping[str, object]) -> Table:
@@ -66,19 +68,33 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
     table.add_column("stage")
     for column in ("count", "mean", "p50", "p90", "p99", "max"):
         table.add_column(column + (" ms" if column != "count" else ""), justify="right")
-    rows = [(name, summary["stages_ms"][name]) for name, _, _ in STAGES] + [("end to end", summary["e2e_ms"])]
+    modes = summary.get("modes") or {}
+    passthrough = modes.get("display") == "passthrough"
+    rows = [(name, summary["stages_ms"][name]) for name, _, _ in STAGES]
+    rows += [(VIDEO_DELAY, summary["video_delay_ms"]), (ANNOTATION_DELAY, summary["annotation_delay_ms"])]
+    if passthrough:
+        rows.append(("mask age (frame shown - mask's frame)", summary["mask_age_ms"]))
     rows += [(f"GPU {step} (CUDA events)", s) for step, s in summary.get("gpu_ms", {}).items()]
     for name, s in rows:
         table.add_row(
             name,
             str(s["count"]),
             *(f"{s[k]:.1f}" if s["count"] else "-" for k in ("mean", "p50", "p90", "p99", "max")),
-            style="bold" if name == "end to end" else None,
+            style="bold" if name in (VIDEO_DELAY, ANNOTATION_DELAY) else None,
         )
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
     skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
+    mode = ""
+    if modes:
+        requests = f" ({modes['requests']} requests in flight)" if modes.get("requests", 1) > 1 else ""
+        mode = f"{modes['display']} display, {modes['inference']} inference{requests} · "
+    inferred = ""
+    if passthrough:
+        inferred = (
+            f", {summary['frames_inferred']} inferred, {summary['frames_unannotated']} shown without a mask"
+        )
     table.caption = (
-        f"{summary['frames_in']} frames in, {summary['frames_processed']} processed, {summary['fps']:.1f} fps "
-        f"over {summary['seconds']:.1f} s · dropped: {dropped} · skipped input: {skipped}"
+        f"{mode}{summary['frames_in']} frames in, {summary['frames_processed']} shown{inferred}, "
+        f"{summary['fps']:.1f} fps over {summary['seconds']:.1f} s · dropped: {dropped} · skipped input: {skipped}"
     )
     return table

@@ -20,14 +20,13 @@ from polyp_rt.realtime.pipeline import Outcome, Pipeline, StopOnSignals
 from polyp_rt.realtime.plots import plot_latency
 from polyp_rt.realtime.stats import write_stats_json
 from polyp_rt.realtime.stats_file import run_facts, stats_document
-from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
 
 
 def run_command(config: RunConfig) -> int:
-    from polyp_rt.engines.registry import open_engine
     from polyp_rt.realtime.compose import compose
+    from polyp_rt.realtime.modes import open_run_engine
     from polyp_rt.realtime.sinks import open_display
 
     if not config.source:
@@ -42,16 +41,7 @@ def run_command(config: RunConfig) -> int:
 
     with StopOnSignals() as signals:  # also while the run finishes (the recording, the statistics)
         with ExitStack() as stack:
-            engine = stack.enter_context(
-                open_engine(
-                    config.model,
-                    config.backend,
-                    config.device,
-                    fp16=config.fp16,
-                    cuda_graph=config.cuda_graph,
-                    threads=thread_plan(config.threads).runtime,
-                )
-            )
+            engine = stack.enter_context(open_run_engine(config))
             live = stack.enter_context(Live(Text(""), console=console, refresh_per_second=4, transient=True))
             display = None if config.headless else open_display()
             if display:
@@ -80,7 +70,7 @@ def run_command(config: RunConfig) -> int:
 def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outcome) -> None:
     """The closing table, what each sink wrote, and the stats JSON with its histogram."""
     summary = outcome.stats.summary()
-    title = f"{pipeline.source.description} · {engine.label} · {outcome.reason}"
+    title = f"{pipeline.source.description} · {engine.label} · {pipeline.modes.describe()} · {outcome.reason}"
     console.print(stats_table(summary, title))
     extra: dict[str, Any] = run_facts(engine, pipeline, outcome)
     if "truth" in extra:
@@ -105,7 +95,7 @@ def write_stats(
     try:
         write_stats_json(config.stats_json, summary, extra)
         plot_latency(
-            {"end to end": outcome.stats.samples["e2e"], "infer": outcome.stats.samples["infer"]},
+            latency_series(outcome),
             histogram,
             title,
         )
@@ -118,6 +108,16 @@ def write_stats(
         log.warning("%s", failed)  # the run's own error is the one to report
     else:
         console.print(f"stats: {config.stats_json} and {histogram}")
+
+
+def latency_series(outcome: Outcome) -> dict[str, Any]:
+    """What the histogram shows: the video delay, the annotation delay where it is another figure
+    (passthrough; synced, it is the video delay), and the model's time."""
+    samples = outcome.stats.samples
+    series: dict[str, Any] = {"video delay": samples["e2e"]}
+    if outcome.stats.modes.get("display") == "passthrough":
+        series["annotation delay"] = samples["annotation"]
+    return {**series, "infer": samples["infer"]}
 
 
 def finish(outcome: Outcome) -> int:

@@ -116,8 +116,12 @@ def open_engine(
     cuda_graph: bool = False,
     batch_size: int = 1,
     threads: int | None = None,
+    requests: int = 1,
 ) -> Engine:
-    """Open `path` with `backend` ("auto": the preferred installed one) on `device` (default: its GPU if any)."""
+    """Open `path` with `backend` ("auto": the preferred installed one) on `device` (default: its GPU if any).
+
+    `requests` > 1 asks a CPU runtime for its throughput setting with that many requests in flight
+    (`Engine.submit`); backends without one keep a single request (`engine.requests` says)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: model file not found")
@@ -136,5 +140,5 @@ def open_engine(
         from polyp_rt.core.errors import BackendUnavailable
 
         raise BackendUnavailable(reason)
-    options = OpenOptions(device, variant, fp16, cuda_graph, batch_size, threads)
+    options = OpenOptions(device, variant, fp16, cuda_graph, batch_size, threads, requests)
     return cls.open(path, options)

@@ -4,6 +4,9 @@
 
     source -> capture queue -> stage (preprocess, engine, postprocess) -> output queue
            -> overlay -> sinks (recording, masks, truth score, ...) and the window
+
+or, in the passthrough display, every frame straight to the overlay and the sinks while the stage
+takes the newest frame whenever it is free (realtime/pipeline.py, realtime/modes.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.options import out_of_range
 from polyp_rt.engines.base import Engine
 from polyp_rt.realtime.config import RunConfig
+from polyp_rt.realtime.modes import Modes, settle_modes
 from polyp_rt.realtime.outputs import check_run_paths
 from polyp_rt.realtime.overlay import Overlay
 from polyp_rt.realtime.pipeline import Pipeline
@@ -41,6 +45,7 @@ def compose(
     if not config.source:
         raise PolypRtError("no --source given")
     check_run_paths(config)  # before anything is opened for writing
+    modes = settle_modes(config, engine)
     overlay = Overlay(config.overlay)
     thread_plan(config.threads).apply()
     with ExitStack() as stack:  # on an error here, what was opened is closed again
@@ -48,8 +53,9 @@ def compose(
         source.open()
         stack.callback(source.close)
         stage = make_stage(engine, config, overlay.style)
+        stage.requests = modes.requests
         stack.callback(stage.close)
-        sinks = [*make_sinks(config, source, stack), *extra_sinks]
+        sinks = [*make_sinks(config, source, stack, modes), *extra_sinks]
         for sink in extra_sinks:
             stack.callback(sink.close)
         pipeline = Pipeline(
@@ -62,6 +68,7 @@ def compose(
             label=engine.label,
             on_frame=on_frame,
             resources=stack.pop_all(),
+            modes=modes,
         )
     return pipeline
 
@@ -79,13 +86,13 @@ def make_stage(engine: Engine, config: RunConfig, style: OverlayStyle) -> Infere
     return CpuStage(engine, config.threshold, config.smoothing)
 
 
-def make_sinks(config: RunConfig, source: Source, stack: ExitStack) -> list[Sink]:
+def make_sinks(config: RunConfig, source: Source, stack: ExitStack, modes: Modes) -> list[Sink]:
     """The sinks the flags ask for; each is closed by `stack` (the recording is always finalised)."""
     sinks: list[Sink] = []
     if config.record:
         sinks.append(RecordingSink(config.record, source.width, source.height, source.fps))
     if config.masks_out:
-        sinks.append(MaskWriter(config.masks_out))
+        sinks.append(MaskWriter(config.masks_out, shown=modes.passthrough))
     if config.truth:
         sinks.append(TruthScorer(config.truth))
     for sink in sinks:

@@ -29,6 +29,9 @@ CHANGED: dict[str, object] = {
     "headless": False,
     "max_frames": 10,
     "queue_size": 2,
+    "display": "passthrough",
+    "max_mask_age": 100.0,
+    "inference": "latency",
     "capture.realtime": True,
     "capture.width": 320,
     "capture.height": 240,
@@ -46,6 +49,7 @@ NOT_RESULTS = {
     "threads",
     "stages",
     "queue_size",
+    "inference",  # the same masks either way (tests/realtime/test_modes.py)
     "headless",
     "stats_json",
     "overwrite",
