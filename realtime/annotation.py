@@ -4,7 +4,9 @@ the output thread, and placed on each frame shown while it is young enough.
 A mask is placed as it is onto the newer frame (not warped): what that costs against truth on
 moving video is measured in docs/LIVE.md. Its age is the time between the capture of the frame
 it was computed from and the capture of the frame it is drawn on; one older than --max-mask-age
-is not drawn, and the model counts as stalled until a younger one comes.
+is not drawn. The model counts as stalled once the video has gone on for longer than that without
+a mask to draw, and until one is drawn again; a pause of the source itself (a camera reconnecting)
+starts the count afresh, since the model cannot answer frames that did not come.
 """
 
 from __future__ import annotations
@@ -54,18 +56,18 @@ class MaskPlacer:
         self.event = event
         self.unannotated = 0  # frames shown without a mask
         self.stalls = 0
-        self._since_ns: int | None = None  # the newest mask's frame (before any: the first frame shown)
+        self._resumed_ns: int | None = None  # the first frame, or the first after a pause of the source
+        self._previous_ns: int | None = None  # the previous frame's capture
         self._stalled_at: int | None = None  # index of the first frame of the current stall
 
     def place(self, frame: Frame) -> str:
-        """Set the frame's mask (or none); the model's state for the HUD: "" when all is well."""
+        """Set the frame's mask (or none); the model's state for the HUD: "" unless it has stalled."""
+        now = frame.t_capture_ns
+        if self._previous_ns is None or now - self._previous_ns > self.max_age_ns:
+            self._resumed_ns = now  # the video itself paused: the model is not behind
+        self._previous_ns = now
         annotation = self.newest.current
-        if annotation is not None:
-            self._since_ns = annotation.captured_ns
-        elif self._since_ns is None:
-            self._since_ns = frame.t_capture_ns
-        age_ns = frame.t_capture_ns - self._since_ns
-        if annotation is not None and age_ns <= self.max_age_ns:
+        if annotation is not None and now - annotation.captured_ns <= self.max_age_ns:
             frame.mask, frame.max_prob, frame.area = annotation.mask, annotation.max_prob, annotation.area
             frame.mask_from, frame.mask_captured_ns = annotation.index, annotation.captured_ns
             if self._stalled_at is not None:
@@ -76,8 +78,11 @@ class MaskPlacer:
                 self._stalled_at = None
             return ""
         self.unannotated += 1
-        if age_ns <= self.max_age_ns:
-            return "waiting for the model"
+        assert self._resumed_ns is not None
+        since = max(annotation.captured_ns, self._resumed_ns) if annotation else self._resumed_ns
+        age_ns = now - since
+        if age_ns <= self.max_age_ns and self._stalled_at is None:
+            return ""  # the model has had no time yet (the first frames, or after a pause of the source)
         if self._stalled_at is None:
             self._stalled_at = frame.index
             self.stalls += 1

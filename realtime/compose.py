@@ -11,6 +11,7 @@ takes the newest frame whenever it is free (realtime/pipeline.py, realtime/modes
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
@@ -28,6 +29,8 @@ from polyp_rt.realtime.stage import InferenceStage
 from polyp_rt.realtime.stats import LatencyStats
 from polyp_rt.realtime.style import OverlayStyle
 from polyp_rt.realtime.threads import thread_plan
+
+log = logging.getLogger(__name__)
 
 
 def compose(
@@ -52,6 +55,14 @@ def compose(
         source = open_source(config.source, config.capture)
         source.open()
         stack.callback(source.close)
+        if modes.passthrough and 1000 / source.fps > config.max_mask_age:
+            log.warning(
+                "%s: a frame every %.0f ms, longer than --max-mask-age %g ms: no mask would be young enough "
+                "to draw on the next frame; raise --max-mask-age or use --display synced",
+                source.description,
+                1000 / source.fps,
+                config.max_mask_age,
+            )
         stage = make_stage(engine, config, overlay.style)
         stage.requests = modes.requests
         stack.callback(stage.close)

@@ -60,7 +60,8 @@ class MaskWriter(Sink):
     def __init__(self, folder: Path, shown: bool = False) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self._shown = (folder / SHOWN_CSV).open("w", encoding="utf-8") if shown else None
+            # line by line, as the frames go: after a kill it lists every frame the sinks were given
+            self._shown = (folder / SHOWN_CSV).open("w", encoding="utf-8", buffering=1) if shown else None
         except OSError as exc:
             raise RecorderError(f"{folder}: cannot create the mask folder ({exc.strerror})") from exc
         if self._shown is not None:
