@@ -28,7 +28,8 @@ class FaultyEngine:
     """A real engine whose `stall_at`-th inference first sleeps `stall_s`, and every one `slow_s`."""
 
     def __init__(self, engine: Any, stall_at: int, stall_s: float, slow_s: float) -> None:
-        self.inner, self.stall_at, self.stall_s, self.slow_s, self.calls = engine, stall_at, stall_s, slow_s, 0
+        self.inner, self.calls = engine, 0
+        self.stall_at, self.stall_s, self.slow_s = stall_at, stall_s, slow_s
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
