@@ -44,8 +44,9 @@ MANIFEST = "manifest.json"
 # names in the output folder that are not a video's folder
 RESERVED = frozenset({"summary.csv", "report.html", MANIFEST, ".work", ".lock"})
 # RunConfig's options that do not change a video's results: the video and the model file (their
-# content is compared instead), where and how fast it runs, a live run's window, browser view and
-# reports, and how a live source is kept open. Every other option does: with another value the video is redone.
+# content is compared instead), where and how fast it runs (the inference mode gives the same
+# masks), a live run's window, browser view and reports, and how a live source is kept open.
+# Every other option does: with another value the video is redone.
 NOT_RESULTS = frozenset(
     {
         "source",
@@ -55,6 +56,7 @@ NOT_RESULTS = frozenset(
         "threads",
         "stages",
         "queue_size",
+        "inference",
         "headless",
         "serve",
         "token",

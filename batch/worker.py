@@ -133,7 +133,7 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
     except OSError as exc:
         raise InputFileError(f"{job.input}: cannot read it ({exc.strerror or exc})") from exc
     config = job.run_config(work)
-    with open_run_engine(config) as engine:
+    with open_run_engine(config) as engine:  # a file flat out: the throughput mode (two requests)
         sink = FrameRecordSink(work, progress=lambda frames: emit(FRAMES, frames=frames))
         with compose(config, engine, extra_sinks=[sink]) as pipeline:
             sink.draw = pipeline.overlay.picture  # thumbnails of peak frames, drawn or not

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +266,8 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         headless=True,
         max_frames=config.frames,
         stages=config.stages,
+        display=config.display,
+        inference=config.inference,
     ).with_model()
     model = run_config.model
     with open_run_engine(run_config) as engine:
@@ -287,7 +289,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         sequential_frames = min(config.frames, SEQUENTIAL_FRAMES)
         with (
             console.status(f"sequential loop, {sequential_frames} frames"),
-            compose(run_config, engine) as pipeline,
+            compose(replace(run_config, display="synced", inference="latency"), engine) as pipeline,
         ):
             sequential_fps = pipeline.run_sequential(sequential_frames)
         engine_info = engine.describe()

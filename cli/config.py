@@ -41,6 +41,17 @@ class BenchConfig:
         "--pipeline: where pre/postprocessing run: auto (on the GPU for CUDA engines) or cpu (to compare)",
         choices=("auto", "cpu"),
     )
+    display: str = option(
+        "auto",
+        "--pipeline: synced (each frame waits for its mask) or passthrough (the video never waits); "
+        "auto: as `polyp-rt run` picks",
+        choices=("auto", "synced", "passthrough"),
+    )
+    inference: str = option(
+        "auto",
+        "--pipeline: latency (one request) or throughput (two in flight); auto: as `polyp-rt run` picks",
+        choices=("auto", "latency", "throughput"),
+    )
 
 
 @dataclass

@@ -14,6 +14,8 @@ from polyp_rt.core.names import printable
 from polyp_rt.realtime.stats import STAGES, LatencyStats
 
 console = Console()
+VIDEO_DELAY = "video delay (capture → shown)"
+ANNOTATION_DELAY = "annotation delay (capture → its mask shown)"
 
 
 def facts_table(title: str, rows: Mapping[str, object]) -> Table:
@@ -76,6 +78,8 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
     table.add_column("stage")
     for column in ("count", "mean", "p50", "p90", "p99", "max"):
         table.add_column(column + (" ms" if column != "count" else ""), justify="right")
+    modes = summary.get("modes") or {}
+    passthrough = modes.get("display") == "passthrough"
     stages = summary["stages_ms"]
     rows: list[tuple[str, Any, str | None]] = [(name, stages[name], None) for name, _, _ in STAGES]
     if flat_out:
@@ -85,7 +89,12 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
             ("latency", summary["processing_ms"], "bold"),
         ]
     else:
-        rows += [("end to end", summary["e2e_ms"], "bold")]
+        rows += [
+            (VIDEO_DELAY, summary["video_delay_ms"], "bold"),
+            (ANNOTATION_DELAY, summary["annotation_delay_ms"], "bold"),
+        ]
+    if passthrough:
+        rows.append(("mask age (frame shown - mask's frame)", summary["mask_age_ms"], None))
     rows += [(f"GPU {step} (CUDA events)", s, None) for step, s in summary.get("gpu_ms", {}).items()]
     for name, s, style in rows:
         table.add_row(
@@ -96,10 +105,19 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
         )
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
     skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
+    mode = ""
+    if modes:
+        requests = f" ({modes['requests']} requests in flight)" if modes.get("requests", 1) > 1 else ""
+        mode = f"{modes['display']} display, {modes['inference']} inference{requests} · "
+    inferred = ""
+    if passthrough:
+        inferred = (
+            f", {summary['frames_inferred']} inferred, {summary['frames_unannotated']} shown without a mask"
+        )
     speed = f"throughput {summary['fps']:.1f} fps" if flat_out else f"{summary['fps']:.1f} fps"
     table.caption = (
-        f"{summary['frames_in']} frames in, {summary['frames_processed']} processed, {speed} "
-        f"over {summary['seconds']:.1f} s · dropped: {dropped} · skipped input: {skipped}"
+        f"{mode}{summary['frames_in']} frames in, {summary['frames_processed']} shown{inferred}, "
+        f"{speed} over {summary['seconds']:.1f} s · dropped: {dropped} · skipped input: {skipped}"
     )
     if summary.get("nonfinite_frames"):
         table.caption += f" · NaN logits in {summary['nonfinite_frames']} frames"

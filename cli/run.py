@@ -106,7 +106,7 @@ class StatusLine:
 def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outcome) -> None:
     """The closing table, what each sink wrote, and the stats JSON with its histogram."""
     summary = outcome.stats.summary()
-    title = f"{pipeline.source.description} · {engine.label} · {outcome.reason}"
+    title = f"{pipeline.source.description} · {engine.label} · {pipeline.modes.describe()} · {outcome.reason}"
     console.print(stats_table(summary, title, flat_out=pacing(pipeline) == AS_FAST_AS_POSSIBLE))
     extra: dict[str, Any] = run_facts(engine, pipeline, outcome)
     if "truth" in extra:
@@ -131,7 +131,7 @@ def write_stats(
     try:
         write_stats_json(config.stats_json, summary, extra)
         plot_latency(
-            {"end to end": outcome.stats.samples["e2e"], "infer": outcome.stats.samples["infer"]},
+            latency_series(outcome),
             histogram,
             title,
         )
@@ -145,6 +145,16 @@ def write_stats(
         log.warning("%s", failed)  # the run's own error is the one to report
     else:
         console.print(f"stats: {config.stats_json} and {histogram}")
+
+
+def latency_series(outcome: Outcome) -> dict[str, Any]:
+    """What the histogram shows: the video delay, the annotation delay where it is another figure
+    (passthrough; synced, it is the video delay), and the model's time."""
+    samples = outcome.stats.samples
+    series: dict[str, Any] = {"video delay": samples["e2e"]}
+    if outcome.stats.modes.get("display") == "passthrough":
+        series["annotation delay"] = samples["annotation"]
+    return {**series, "infer": samples["infer"]}
 
 
 def finish(outcome: Outcome) -> int:

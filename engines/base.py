@@ -41,6 +41,17 @@ class OpenOptions:
     cuda_graph: bool = False
     batch_size: int = 1
     threads: int | None = None  # CPU runtimes: intra-op threads (None: the runtime's choice)
+    requests: int = 1  # CPU runtimes: inference requests kept in flight (2: the throughput setting)
+
+
+class Pending:
+    """An inference request under way: `wait()` gives its logits. This one is already done."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        self._logits = logits
+
+    def wait(self) -> np.ndarray:
+        return self._logits
 
 
 class Engine(ABC):
@@ -66,6 +77,7 @@ class Engine(ABC):
     contract: ModelContract
     batch_size: int = 1
     batch_sizes: tuple[int, int | None] = (1, None)  # the N `infer` takes: (least, most or None: any)
+    requests: int = 1  # inference requests it keeps in flight (`submit`); more than 1: throughput
     stream: Any = None  # the CUDA stream it runs on, where it has one
     _closed: bool = False
 
@@ -108,6 +120,15 @@ class Engine(ABC):
             raise ModelError(f"the {self.name} engine takes a float batch, not {batch.dtype}")
         self._check_batch(tuple(batch.shape))
         return self._infer(batch)
+
+    def submit(self, batch: np.ndarray) -> Pending:
+        """Start inference on `batch` and return at once; the result's `wait()` gives the logits.
+
+        Up to `requests` may be under way at once, each waited for in the order submitted, so the
+        caller prepares the next batch while the runtime works. This default runs `infer` at once:
+        a backend opened with more than one request overrides it.
+        """
+        return Pending(self.infer(batch))
 
     def infer_device(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits on the engine's device for a batch already there (engines with `device_tensors`)."""
@@ -173,6 +194,7 @@ class Engine(ABC):
             "provider": self.provider,
             "precision": self.precision,
             "input_shape": list(self.input_shape),
+            "requests": self.requests,
         }
 
     @property

@@ -110,8 +110,12 @@ def open_engine(
     cuda_graph: bool = False,
     batch_size: int = 1,
     threads: int | None = None,
+    requests: int = 1,
 ) -> Engine:
     """Open `path` with `backend` ("auto": the preferred installed one) on `device` (default: its GPU if any).
+
+    `requests` > 1 asks a CPU runtime for its throughput setting with that many requests in flight
+    (`Engine.submit`); backends without one keep a single request (`engine.requests` says).
 
     The engine has run one probe batch: a model whose graph disagrees with its contract, or whose
     logits are not finite, is refused here with one line (ModelError), before any frame is read.
@@ -130,7 +134,7 @@ def open_engine(
     reason = cls.unavailable(device)
     if reason:
         raise BackendUnavailable(reason)
-    engine = cls.open(path, OpenOptions(device, variant, fp16, cuda_graph, batch_size, threads))
+    engine = cls.open(path, OpenOptions(device, variant, fp16, cuda_graph, batch_size, threads, requests))
     try:
         engine.probe(str(path))
     except BaseException:

@@ -146,9 +146,30 @@ class RunConfig:
     max_frames: int | None = option(None, "stop after this many frames", metavar="N", low=1)
     queue_size: int = option(
         1,
-        "frames waiting between threads (live sources drop the oldest; 1 = lowest latency)",
+        "synced display: frames waiting between threads (live sources drop the oldest; 1 = lowest latency)",
         low=1,
         high=100,
+    )
+    display: str = option(
+        "auto",
+        "synced: each frame is shown and recorded with its own mask, once inferred; passthrough: every "
+        "frame at once, drawn with the newest finished mask (the video never waits for the model); "
+        "auto: passthrough for a live source on the CPU, synced otherwise (docs/LIVE.md)",
+        choices=("auto", "synced", "passthrough"),
+    )
+    max_mask_age: float = option(
+        200.0,
+        "passthrough: a mask computed from a frame captured longer ago than this (ms) is not drawn",
+        low=0.0,
+        high=60_000.0,
+        low_open=True,
+    )
+    inference: str = option(
+        "auto",
+        "latency: one inference request at a time; throughput: two in flight, so decoding, inference "
+        "and drawing overlap (the same masks, more frames a second); auto: throughput for a file "
+        "played flat out, latency otherwise",
+        choices=("auto", "latency", "throughput"),
     )
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

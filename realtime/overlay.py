@@ -14,6 +14,7 @@ from polyp_rt.realtime.frame import Frame
 from polyp_rt.realtime.style import OverlayStyle, outline_width
 
 INDICATOR_ON = (255, 200, 0)  # amber, RGB
+ALERT = (200, 0, 0)  # red, RGB: behind the line that says the model has stalled
 
 
 class PresenceIndicator:
@@ -42,10 +43,24 @@ class PresenceIndicator:
 @dataclass
 class Hud:
     fps: float = 0.0
-    e2e_ms: float = 0.0
+    e2e_ms: float = 0.0  # the video delay (capture -> shown), recent median
     backend: str = ""
     status: str = ""  # e.g. "reconnecting 1/3", "paused"
     latency: str = "e2e"  # what e2e_ms is: end to end, or "latency" (a file read flat out: from dequeue)
+    passthrough: bool = False  # the passthrough display: the mask's age is shown beside the delay
+    mask_age_ms: float | None = (
+        None  # passthrough: how much older the drawn mask's frame is; None: none drawn
+    )
+    alert: str = ""  # said on a line of its own, on red: e.g. "MODEL STALLED: no mask for 2.1 s"
+
+    def line(self) -> str:
+        """The HUD's first line of text."""
+        if not self.passthrough:
+            text = f"{self.fps:4.1f} fps  {self.latency} {self.e2e_ms:5.1f} ms  {self.backend}"
+        else:
+            mask = "no mask" if self.mask_age_ms is None else f"mask {self.mask_age_ms:3.0f} ms old"
+            text = f"{self.fps:4.1f} fps  video {self.e2e_ms:4.1f} ms  {mask}  {self.backend}"
+        return text + (f"  [{self.status}]" if self.status else "")
 
 
 def tint(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
@@ -88,7 +103,8 @@ class Overlay:
         (`Pipeline.pictures`) spends no time on pictures, and the indicator runs on all the same.
 
         A frame tinted on the GPU (`frame.blended`) is drawn on in place: a full-HD copy costs a
-        millisecond; its outline too was drawn there when `frame.outlined`.
+        millisecond; its outline too was drawn there when `frame.outlined`. A frame without a mask
+        (passthrough, none young enough) gets the HUD alone; the indicator counts it as clear.
         """
         frame.polyp = self.presence.update(frame.mask_area() >= self.config.min_area)
         if hud is not None:
@@ -107,14 +123,13 @@ class Overlay:
         self, frame: Frame, blended: np.ndarray | None, hud: Hud | None, present: bool
     ) -> np.ndarray:
         rgb, mask, style = frame.rgb, frame.mask, self.style
-        assert mask is not None
-        if not style.mask:
+        if mask is None or not style.mask:
             out = rgb.copy()
         elif blended is not None:
             out = blended
         else:
             out = tint(rgb, mask, style.color, style.alpha)
-        if style.contours and not (frame.outlined and out is blended):
+        if mask is not None and style.contours and not (frame.outlined and out is blended):
             cv2.drawContours(out, outlines(mask), -1, style.color, outline_width(out.shape[0]), cv2.LINE_AA)
         if self.config.hud and hud is not None:
             self._hud(out, hud, present)
@@ -124,16 +139,28 @@ class Overlay:
         h, w = out.shape[:2]
         scale = max(0.4, h / 900)
         thick = max(1, round(scale * 2))
-        line = f"{hud.fps:4.1f} fps  {hud.latency} {hud.e2e_ms:5.1f} ms  {hud.backend}"
-        if hud.status:
-            line += f"  [{hud.status}]"
+        line = hud.line()
         (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         pad = max(4, th // 2)
-        box = out[0 : th + base + 2 * pad, 0 : min(w, tw + 2 * pad)]
+        bottom = th + base + 2 * pad
+        box = out[0:bottom, 0 : min(w, tw + 2 * pad)]
         box[:] = (box * 0.45).astype(np.uint8)  # darken behind the text so it reads on any tissue
         cv2.putText(
             out, line, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA
         )
+        if hud.alert:
+            (aw, _), _ = cv2.getTextSize(hud.alert, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            cv2.rectangle(out, (0, bottom), (min(w, aw + 2 * pad) - 1, 2 * bottom - 1), ALERT, -1)
+            cv2.putText(
+                out,
+                hud.alert,
+                (pad, bottom + pad + th),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (255, 255, 255),
+                thick,
+                cv2.LINE_AA,
+            )
         if present:
             label = "POLYP"
             (lw, lh), lbase = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale * 1.3, thick + 1)

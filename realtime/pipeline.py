@@ -1,7 +1,17 @@
-"""The live loop: source -> capture queue -> inference -> output queue -> overlay -> sinks.
+"""The live loop: two worker threads (capture, inference) feed the calling thread, which draws
+the overlay and serves the sinks and the window (OpenCV windows want the main thread).
 
-Two worker threads (capture, inference) feed the calling thread, which draws the
-overlay and serves the sinks and the window (OpenCV windows want the main thread).
+The synced display (realtime/modes.py):
+    source -> capture queue -> inference -> output queue -> overlay -> sinks
+each frame waits for its own mask; in the throughput mode the inference thread keeps two frames'
+requests under way, finishing them in order.
+
+The passthrough display:
+    source -> video queue ------------------------------> overlay -> sinks   (every frame)
+           -> newest frame (one slot) -> inference -> newest mask --^
+every frame goes straight on to be drawn with the newest finished mask; the model takes the
+newest frame whenever it is free, and the frames it does not see are not lost, only not inferred.
+
 Any thread's error, a quit key, Ctrl-C or SIGTERM sets one stop event; every
 thread returns within a bounded time, the first error is re-raised here.
 
@@ -26,8 +36,10 @@ from types import FrameType, TracebackType
 from polyp_rt.core import signals
 from polyp_rt.core.errors import SourceError
 from polyp_rt.core.signals import SignalWatch, Stopped
+from polyp_rt.realtime.annotation import MaskPlacer, NewestMask
 from polyp_rt.realtime.config import RunConfig
 from polyp_rt.realtime.frame import Frame, Stamp
+from polyp_rt.realtime.modes import Modes
 from polyp_rt.realtime.overlay import Hud, Overlay
 from polyp_rt.realtime.pauses import InterpreterPauses
 from polyp_rt.realtime.queues import EndOfStream, FrameQueue
@@ -43,6 +55,7 @@ EXIT_CODES = {"end of stream": 0, "quit": 0, "max frames": 0, **signals.EXIT_COD
 JOIN_TIMEOUT_S = 10.0
 IDLE_S = 0.25  # no frame for this long: keep the window responsive and show the status
 BACKOFF_S = 0.5  # before the first reconnect; doubles on each attempt
+VIDEO_QUEUE = 4  # passthrough: frames waiting to be drawn (only while the sinks are slower than the source)
 
 
 @dataclass
@@ -73,17 +86,19 @@ class Pipeline:
         label: str = "",
         on_frame: Callable[[LatencyStats, str], None] | None = None,
         resources: ExitStack | None = None,
+        modes: Modes | None = None,
     ) -> None:
         self.source, self.stage, self.overlay = source, stage, overlay
         self.sinks, self.display = sinks, display
         # whether each frame's picture is drawn: only for a window or a sink that shows or keeps it
         self.pictures = display is not None or any(sink.needs_picture for sink in sinks)
         self.config = config
+        self.modes = modes or Modes()
         self.label = label  # backend and device, for the HUD
         self.on_frame = on_frame  # live status line
         self.resources = resources or ExitStack()  # closes sinks, stage and source, in that order
         self.stop = threading.Event()
-        self.stats = LatencyStats()
+        self.stats = LatencyStats(modes=self.modes.to_json())
         self.status = ""  # e.g. "reconnecting 1/3": on the HUD and the status line
         self._shown_status = ""
         self._last: Frame | None = None  # redrawn with the status while no frame comes
@@ -92,9 +107,16 @@ class Pipeline:
         self._max_reached = False
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        live = source.live
-        self.captured: FrameQueue[Frame] = FrameQueue(config.queue_size, live, self.stop)
-        self.inferred: FrameQueue[Frame] = FrameQueue(config.queue_size, live, self.stop)
+        live, passthrough = source.live, self.modes.passthrough
+        # passthrough: one slot that always holds the newest frame for the model
+        self.captured: FrameQueue[Frame] = FrameQueue(
+            1 if passthrough else config.queue_size, live or passthrough, self.stop
+        )
+        self.inferred: FrameQueue[Frame] = FrameQueue(config.queue_size, live, self.stop)  # synced only
+        self.video: FrameQueue[Frame] = FrameQueue(VIDEO_QUEUE, live, self.stop)  # passthrough only
+        self.newest = NewestMask()
+        self.placer = MaskPlacer(self.newest, config.max_mask_age, self._event) if passthrough else None
+        self.model_status = ""  # passthrough: "MODEL STALLED: ..." while no mask is young enough
 
     def close(self) -> None:
         self.resources.close()
@@ -176,14 +198,19 @@ class Pipeline:
                 self._event(f"{self.source.description}: frames again after {attempts} reconnect(s)")
                 attempts, self.status = 0, ""
             self.stats.frames_in += 1
-            self.stage.prepare(frame)  # the GPU path starts the frame's upload here
-            self.captured.put(frame)
+            if self.placer is not None:
+                self.video.put(frame)  # every frame, at once
+                self.captured.put(frame.for_inference())  # replaces a frame the model has not taken
+            else:
+                self.stage.prepare(frame)  # the GPU path starts the frame's upload here
+                self.captured.put(frame)
             while self.source.notes:
                 self._event(self.source.notes.pop(0))
             if max_frames is not None and self.stats.frames_in >= max_frames:
                 self._max_reached = True
                 break
         self.captured.close()
+        self.video.close()
 
     def _reconnect(self, attempts: int, cause: SourceError) -> int:
         """Reopen a live source with doubling back-off until it opens; the attempts used so far.
@@ -208,16 +235,37 @@ class Pipeline:
         raise SourceError(f"{cause} (gave up after {n} reconnects)") from cause
 
     def _infer(self) -> None:
+        if self.placer is not None:
+            self._infer_newest()
+            return
+        started: deque[Callable[[], Frame]] = deque()  # more than one: the throughput mode
         try:
             while True:
                 frame = self.captured.get()
                 frame.stamp(Stamp.DEQUEUED)
-                self.inferred.put(self.stage(frame))
+                started.append(self.stage.start(frame))
+                if len(started) >= self.stage.requests:
+                    self.inferred.put(started.popleft()())
         except EndOfStream:
+            while started:
+                self.inferred.put(started.popleft()())
             self.inferred.close()
+
+    def _infer_newest(self) -> None:
+        """Passthrough: the newest frame whenever the model is free; its mask becomes the newest."""
+        try:
+            while True:
+                frame = self.captured.get()
+                frame.stamp(Stamp.DEQUEUED)
+                self.stage(frame)
+                self.stats.add_inferred(frame)
+                self.newest.publish(frame)
+        except EndOfStream:
+            pass
 
     def _output(self) -> None:
         arrivals: deque[float] = deque(maxlen=60)
+        frames = self.video if self.placer is not None else self.inferred
         while True:
             if self.display and self.display.paused and not self.source.live:
                 self._on_key(self.display.show(None, wait_ms=30))  # a paused file waits
@@ -225,34 +273,57 @@ class Pipeline:
                     return
                 continue
             try:
-                while not self.inferred.wait(IDLE_S):
+                while not frames.wait(IDLE_S):
                     self._idle()
-                frame = self.inferred.get()
+                frame = frames.get()
             except EndOfStream:
                 self.request_stop("max frames" if self._max_reached else "end of stream")
                 return
             if self.stop.is_set():
                 return
             arrivals.append(time.monotonic())
-            self._finish(frame, self._hud(arrivals))
+            self._finish(frame, self._hud(frame, arrivals))
             if self.display:  # paused live view: frozen picture, recording goes on
                 self._on_key(self.display.show(None if self.display.paused else frame.overlay))
             if self.on_frame:
-                self.on_frame(self.stats, self.status)
+                self.on_frame(self.stats, self._status_text())
 
-    def _hud(self, arrivals: deque[float]) -> Hud | None:
-        """What the HUD shows on the next picture; None where no picture is drawn."""
+    def _hud(self, frame: Frame, arrivals: deque[float]) -> Hud | None:
+        """Put the frame's mask on it (passthrough: the newest young enough) and make what the HUD
+        shows on its picture; None where no picture is drawn."""
+        if self.placer is None:
+            frame.mask_from, frame.mask_captured_ns = frame.index, frame.t_capture_ns
+        else:
+            self.model_status = self.placer.place(frame)
         if not self.pictures:
             return None
         fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+        delay = self.stats.recent_e2e_percentile(50, 30)
+        if self.placer is not None:
+            stalled = self.model_status.startswith("MODEL STALLED")
+            return Hud(
+                fps,
+                delay,
+                self.label,
+                self._status_text(with_model=not stalled),
+                passthrough=True,
+                mask_age_ms=frame.mask_age_ms,
+                alert=self.model_status if stalled else "",
+            )
         if self.source.live or self.source.realtime:
-            return Hud(fps, self.stats.recent_e2e_percentile(50, 30), self.label, self.status)
+            return Hud(fps, delay, self.label, self.status)
         # a file read flat out waits in the capture queue (back-pressure): its latency starts after
         latency = self.stats.recent_e2e_percentile(50, 30, "processing")
         return Hud(fps, latency, self.label, self.status, latency="latency")
 
+    def _status_text(self, with_model: bool = True) -> str:
+        """The source's status and, in passthrough, the model's: for the HUD and the status line."""
+        parts = [self.status, self.model_status if with_model else ""]
+        return "; ".join(p for p in parts if p)
+
     def _finish(self, frame: Frame, hud: Hud | None) -> None:
         """Draw the frame (given a `hud`), count it and hand it to the sinks."""
+        frame.hud = hud
         self.overlay.draw(frame, hud)
         frame.stamp(Stamp.OVERLAID)
         self._last, self._shown_status = frame, self.status
@@ -278,8 +349,9 @@ class Pipeline:
         self._shown_status = self.status
         if self.display:
             picture = None
-            if changed and self._last is not None and self._last.mask is not None:
-                picture = self.overlay.redraw(self._last, Hud(0.0, 0.0, self.label, self.status))
+            if changed and self._last is not None:
+                hud = Hud(0.0, 0.0, self.label, self.status, passthrough=self.placer is not None)
+                picture = self.overlay.redraw(self._last, hud)
             self._on_key(self.display.show(picture))
         if changed and self.on_frame:
             self.on_frame(self.stats, self.status)
@@ -301,7 +373,12 @@ class Pipeline:
     def _finish_counts(self) -> None:
         self.captured.drain()
         self.inferred.drain()
-        dropped = {"capture queue": self.captured.dropped, "output queue": self.inferred.dropped}
+        self.video.drain()
+        if self.placer is not None:  # frames the model did not take were shown all the same
+            dropped = {"video queue": self.video.dropped}
+            self.stats.unannotated = self.placer.unannotated
+        else:
+            dropped = {"capture queue": self.captured.dropped, "output queue": self.inferred.dropped}
         # in the queues or in a thread's hands when the run stopped: frames in = processed + dropped
         in_flight = self.stats.frames_in - self.stats.frames_out - sum(dropped.values())
         self.stats.dropped = {**dropped, "at shutdown": max(0, in_flight)}

@@ -57,21 +57,39 @@ class RecordingSink(Sink):
         return {"recording": {"path": str(self.path), "frames": r.frames_written, "codec": r.codec}}
 
 
+SHOWN_CSV = "shown.csv"
+
+
 class MaskWriter(Sink):
-    """One binary PNG (0/255) per frame, named by the frame's index: 000000.png, ...; the folder's
-    one writer (locked until `close()`)."""
+    """One binary PNG (0/255) per mask drawn, named by the index of the frame it was computed
+    from: 000000.png, ... In the synced display that is every frame's own mask. In the passthrough
+    display (`shown`) a mask is written once, when first drawn, and `shown.csv` says for every frame
+    shown which mask was drawn on it and how much older its frame was (empty: none drawn)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, shown: bool = False) -> None:
         self.lock = lock_output(make_folder(folder, "the mask folder"), "the mask folder", folder=True)
+        try:
+            # line by line, as the frames go: after a kill it lists every frame the sinks were given
+            self._shown = (folder / SHOWN_CSV).open("w", encoding="utf-8", buffering=1) if shown else None
+        except OSError as exc:
+            raise RecorderError(f"{folder}: cannot create the mask folder ({exc.strerror})") from exc
+        if self._shown is not None:
+            self._shown.write("frame,mask_from,mask_age_ms\n")
         self.folder = folder
+        self.shown = folder / SHOWN_CSV if shown else None
         self.written = 0
-
-    def close(self) -> None:
-        self.lock.release()
+        self._last: int | None = None
 
     def write(self, frame: Frame) -> None:
-        assert frame.mask is not None
-        path = self.folder / f"{frame.index:06d}.png"
+        source = frame.index if frame.mask_from is None else frame.mask_from
+        if self._shown is not None:
+            drawn = frame.mask is not None
+            age = f"{frame.mask_age_ms:.1f}" if drawn and frame.mask_age_ms is not None else ""
+            self._line(f"{frame.index},{source if drawn else ''},{age}\n")
+        if frame.mask is None or source == self._last:
+            return
+        self._last = source
+        path = self.folder / f"{source:06d}.png"
         ok, png = cv2.imencode(".png", frame.mask * np.uint8(255))
         try:  # not cv2.imwrite: it reports success when the disk is full
             if not ok:
@@ -85,12 +103,35 @@ class MaskWriter(Sink):
             ) from exc
         self.written += 1
 
+    def _line(self, text: str) -> None:
+        assert self._shown is not None
+        try:
+            self._shown.write(text)
+        except OSError as exc:
+            raise RecorderError(
+                f"{self.folder / SHOWN_CSV}: writing failed ({exc.strerror or exc}){disk_full_hint(exc)}"
+            ) from exc
+
+    def close(self) -> None:
+        if self._shown is not None:
+            try:
+                self._shown.close()
+            except OSError as exc:
+                log.error("%s: closing failed (%s)", self.folder / SHOWN_CSV, exc.strerror or exc)
+            self._shown = None
+        self.lock.release()
+
     def summary(self) -> dict[str, object]:
-        return {"masks": {"folder": str(self.folder), "written": self.written}}
+        masks: dict[str, object] = {"folder": str(self.folder), "written": self.written}
+        if self.shown is not None:
+            masks["shown"] = str(self.shown)
+        return {"masks": masks}
 
 
 class TruthScorer(Sink):
-    """Scores each predicted mask against `folder/<index>.png` (as `synth --video` writes them)."""
+    """Scores the mask drawn on each frame against `folder/<index>.png` (as `synth --video` writes
+    them): in the passthrough display a mask of an earlier frame, so the score says what placing it
+    on the newer one costs. Frames shown without a mask are counted apart (`unannotated`)."""
 
     def __init__(self, folder: Path) -> None:
         from polyp_rt.train.metrics import MetricSet
@@ -100,6 +141,7 @@ class TruthScorer(Sink):
         self.folder = folder
         self.metrics = MetricSet()
         self.missing = 0
+        self.unannotated = 0
 
     def write(self, frame: Frame) -> None:
         from polyp_rt.train.data import read_mask
@@ -108,13 +150,14 @@ class TruthScorer(Sink):
         if not path.is_file():
             self.missing += 1
             return
-        assert frame.mask is not None
+        if frame.mask is None:
+            self.unannotated += 1
+            return
         self.metrics.add(frame.mask, read_mask(path))
 
     def summary(self) -> dict[str, object]:
-        return {
-            "truth": {**self.metrics.summary(), "folder": str(self.folder), "missing_truth": self.missing}
-        }
+        scores = {**self.metrics.summary(), "folder": str(self.folder), "missing_truth": self.missing}
+        return {"truth": {**scores, "unannotated": self.unannotated}}
 
 
 def display_available() -> bool:

@@ -1,4 +1,11 @@
-"""Latency statistics: per stage and end to end (capture -> overlay ready), drops, throughput."""
+"""Latency statistics: per stage, the two delays, drops, throughput.
+
+The video delay runs from a frame's capture to its picture ready for the sinks (the window, the
+recording, every video sink): `e2e`, the same figure under its older name. The annotation delay
+runs from the capture of a frame the model saw to the first frame shown with its mask. In the
+synced display the two are one (each frame waits for its own mask); in the passthrough display
+the video delay is the drawing alone and the annotation delay the model's.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +21,20 @@ import numpy as np
 from polyp_rt.core.files import write_json
 from polyp_rt.realtime.frame import GPU_STEPS, Frame, Stamp, now_ns
 
-STAGE_NAMES = {  # each stage's time runs from the previous stamp to its own
+STAGE_NAMES = {  # each stage's time runs from the frame's previous stamp to its own
     Stamp.DEQUEUED: "queue",  # waiting for the inference thread
     Stamp.PREPROCESSED: "preprocess",
-    Stamp.INFERRED: "infer",
+    Stamp.INFERRED: "infer",  # throughput mode: includes the wait behind the request ahead
     Stamp.POSTPROCESSED: "postprocess",
-    Stamp.OVERLAID: "overlay",  # output queue wait + drawing
+    Stamp.OVERLAID: "overlay",  # output queue wait + drawing (passthrough: from the capture)
 }
 _ORDER = list(Stamp)
 STAGES = tuple((STAGE_NAMES[end], _ORDER[i - 1], end) for i, end in enumerate(_ORDER) if i)
-E2E = ("e2e", Stamp.CAPTURED, Stamp.OVERLAID)
+E2E = ("e2e", Stamp.CAPTURED, Stamp.OVERLAID)  # the video delay
 # end to end without the capture queue: a file read as fast as the pipeline takes it waits there
 # behind the inference thread (back-pressure, not latency); from there on the time is the frame's own
 PROCESSING = ("processing", Stamp.DEQUEUED, Stamp.OVERLAID)
-SPANS = (*STAGES, E2E, PROCESSING)  # every series a finished frame adds a sample to
+ANNOTATION, MASK_AGE = "annotation", "mask age"  # samples the shown frames give besides their stamps
 PERCENTILES = (50, 90, 99)
 
 
@@ -58,10 +65,15 @@ class LatencyStats:
     started_ns: int = field(default_factory=now_ns)
     # compact float64 arrays: 8 bytes a sample, so an hour at 60 fps costs a few MB
     samples: dict[str, array[float]] = field(
-        default_factory=lambda: {name: array("d") for name, _, _ in SPANS}
+        default_factory=lambda: {
+            name: array("d") for name in (*STAGE_NAMES.values(), E2E[0], PROCESSING[0], ANNOTATION, MASK_AGE)
+        }
     )
     frames_in: int = 0
     frames_out: int = 0
+    inferred: int = 0  # frames the model saw (synced: every frame shown)
+    unannotated: int = 0  # frames shown without a mask (passthrough: none young enough)
+    modes: dict[str, Any] = field(default_factory=dict)  # display, inference, requests (realtime/modes.py)
     dropped: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # bad input the source stepped over
     nonfinite_frames: int = 0  # frames whose logits held NaN or infinity (the stage counts them)
@@ -72,16 +84,44 @@ class LatencyStats:
     interpreter: dict[str, Any] = field(default_factory=dict)  # GIL interval and GC pauses of the run
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finished_ns: int | None = None
+    _last_mask_from: int | None = None
 
     def add(self, frame: Frame) -> None:
-        stamps = frame.stamps
+        """A frame shown (handed to the sinks): its stages, its video delay, its mask's age, and the
+        annotation delay of its mask where it is the first frame that mask is drawn on."""
         with self._lock:
             self.frames_out += 1
-            for name, start, end in SPANS:
-                if start in stamps and end in stamps:
-                    self.samples[name].append((stamps[end] - stamps[start]) / 1e6)
+            self._add_stages(frame)
+            overlaid = frame.stamps.get(Stamp.OVERLAID)
+            if overlaid is not None:
+                self.samples[E2E[0]].append((overlaid - frame.t_capture_ns) / 1e6)
+                dequeued = frame.stamps.get(Stamp.DEQUEUED)
+                if dequeued is not None:
+                    self.samples[PROCESSING[0]].append((overlaid - dequeued) / 1e6)
+            age = frame.mask_age_ms
+            if age is not None and frame.mask_from is not None:
+                self.samples[MASK_AGE].append(age)
+                if frame.mask_from != self._last_mask_from and overlaid is not None:
+                    self._last_mask_from = frame.mask_from
+                    self.samples[ANNOTATION].append((overlaid - frame.t_capture_ns) / 1e6 + age)
             for step, ms in frame.gpu_ms.items():
                 self.gpu_samples[step].append(ms)
+
+    def add_inferred(self, frame: Frame) -> None:
+        """A frame the model saw but that is not itself shown (the passthrough display's copy)."""
+        with self._lock:
+            self._add_stages(frame)
+
+    def _add_stages(self, frame: Frame) -> None:
+        stamps = frame.stamps
+        if Stamp.INFERRED in stamps:
+            self.inferred += 1
+        previous = stamps[Stamp.CAPTURED]
+        for step in _ORDER[1:]:
+            at = stamps.get(step)
+            if at is not None:
+                self.samples[STAGE_NAMES[step]].append((at - previous) / 1e6)
+                previous = at
 
     def recent_e2e(self, n: int = 300, series: str = "e2e") -> list[float]:
         """The last `n` samples of a series (end to end unless another is named)."""
@@ -108,8 +148,11 @@ class LatencyStats:
             processing = summarise(self.samples[PROCESSING[0]])
             seconds = self.seconds
             return {
+                "modes": dict(self.modes),
                 "frames_in": self.frames_in,
                 "frames_processed": self.frames_out,
+                "frames_inferred": self.inferred,
+                "frames_unannotated": self.unannotated,
                 "dropped": dict(self.dropped),
                 "dropped_total": sum(self.dropped.values()),
                 "skipped": dict(self.skipped),
@@ -119,6 +162,9 @@ class LatencyStats:
                 "stages_ms": stages,
                 "e2e_ms": e2e,
                 "processing_ms": processing,
+                "video_delay_ms": e2e,
+                "annotation_delay_ms": summarise(self.samples[ANNOTATION]),
+                "mask_age_ms": summarise(self.samples[MASK_AGE]),
                 "gpu_ms": {step: summarise(v) for step, v in self.gpu_samples.items() if v},
                 "events": list(self.events),
                 "interpreter": dict(self.interpreter),

@@ -229,6 +229,28 @@ def held_engine():
     return HeldEngine
 
 
+class GatedEngine:
+    """Test-only wrapper around a real engine: before each `infer`, `gate(call)` runs (call 1, 2,
+    ...) and may wait on a condition of the pipeline, with a timeout (a model as slow as a test
+    needs, measured in frames of video rather than seconds); `calls` counts them."""
+
+    def __init__(self, engine, gate):
+        self.inner, self.gate, self.calls = engine, gate, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def infer(self, batch):
+        self.calls += 1
+        self.gate(self.calls)
+        return self.inner.infer(batch)
+
+
+@pytest.fixture
+def gated_engine():
+    return GatedEngine
+
+
 def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
     """Wait for `condition` (files another process writes) to hold; `proc`'s exit ends the wait early.
 

@@ -1,16 +1,22 @@
-"""ONNX Runtime backend: TensorRT EP, then CUDA EP, then CPU, as available (or as forced)."""
+"""ONNX Runtime backend: TensorRT EP, then CUDA EP, then CPU, as available (or as forced).
+
+On the CPU, opened with two or more requests, it runs them side by side: `submit` hands each to
+a worker thread that calls `session.run` (thread-safe; it releases the GIL), and the cores are
+split between them (intra-op threads per request = threads / requests), as OpenVINO's streams do.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from polyp_rt.core.errors import BackendUnavailable, ModelError
-from polyp_rt.engines.base import Engine, OpenOptions
+from polyp_rt.engines.base import Engine, OpenOptions, Pending
 from polyp_rt.engines.contract import (
     ModelContract,
     TensorSpec,
@@ -67,6 +73,7 @@ class OnnxRuntimeEngine(Engine):
             provider=options.variant or "best",
             batch_size=options.batch_size,
             threads=options.threads,
+            requests=options.requests,
         )
 
     def __init__(
@@ -77,6 +84,7 @@ class OnnxRuntimeEngine(Engine):
         provider: str = "best",
         batch_size: int = 1,
         threads: int | None = None,
+        requests: int = 1,
         cache_dir: str | Path | None = None,
     ) -> None:
         import onnxruntime as ort
@@ -100,7 +108,9 @@ class OnnxRuntimeEngine(Engine):
         }
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = threads or max(1, len(os.sched_getaffinity(0)))
+        self.requests = requests if device == "cpu" else 1  # on a GPU one request at a time
+        cores = threads or max(1, len(os.sched_getaffinity(0)))
+        so.intra_op_num_threads = max(1, cores // self.requests)
         so.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), so, providers=[(p, options[p]) for p in chosen])
@@ -124,6 +134,7 @@ class OnnxRuntimeEngine(Engine):
         self.precision = self.contract.precision
         self._binding = self.session.io_binding() if self.provider != "CPUExecutionProvider" else None
         self._gpu_index = gpu_index
+        self._workers: ThreadPoolExecutor | None = None  # runs the requests `submit` starts
 
     @staticmethod
     def _providers(available: list[str], device: str, provider: str) -> list[str]:
@@ -157,7 +168,20 @@ class OnnxRuntimeEngine(Engine):
         (out,) = self._binding.copy_outputs_to_cpu()
         return np.asarray(out, dtype=np.float32)
 
+    def submit(self, batch: np.ndarray) -> Pending:
+        if self.requests == 1:
+            return Pending(self.infer(batch))
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(self.requests, thread_name_prefix="onnxruntime request")
+        self._check_batch(tuple(batch.shape))
+        x = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        feed = {self.contract.input_name: x}
+        return _Running(self._workers.submit(self.session.run, [self.contract.output_name], feed))
+
     def _release(self) -> None:
+        if self._workers is not None:
+            self._workers.shutdown(wait=True)  # no request may still run when the session goes
+            self._workers = None
         self.session = None  # type: ignore[assignment]
         self._binding = None
 
@@ -165,3 +189,14 @@ class OnnxRuntimeEngine(Engine):
 def _spec(tensor: Any) -> TensorSpec:
     """An onnxruntime NodeArg as a TensorSpec (a named or unknown dimension is dynamic)."""
     return TensorSpec(tensor.name, tuple(d if isinstance(d, int) else None for d in tensor.shape or []))
+
+
+class _Running(Pending):
+    """A request `submit` handed to a worker thread."""
+
+    def __init__(self, future: Future[list[np.ndarray]]) -> None:
+        self.future = future
+
+    def wait(self) -> np.ndarray:
+        (out,) = self.future.result()
+        return np.asarray(out, dtype=np.float32)

@@ -1,4 +1,5 @@
-"""OpenVINO backend: the project's ONNX file compiled for the CPU with the latency hint.
+"""OpenVINO backend: the project's ONNX file compiled for the CPU with the latency hint, or, opened
+with two or more requests, the throughput hint (that many requests in flight, `submit`).
 
 OpenVINO reads the .onnx directly (FP32, FP16 or the INT8 QDQ file of `polyp_rt.export.int8`;
 it runs the quantised convolutions in INT8). The graph is compiled with a static input shape
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from polyp_rt.core.errors import BackendUnavailable, ModelError, PolypRtError
-from polyp_rt.engines.base import Engine, OpenOptions
+from polyp_rt.engines.base import Engine, OpenOptions, Pending
 from polyp_rt.engines.contract import ModelContract, TensorSpec, check_io, contract_from_onnx
 
 INSTALL = 'pip install "polyp-rt[openvino]"'
@@ -45,7 +46,13 @@ class OpenVinoEngine(Engine):
 
     @classmethod
     def open(cls, path: Path, options: OpenOptions) -> OpenVinoEngine:
-        return cls(path, options.device, batch_size=options.batch_size, threads=options.threads)
+        return cls(
+            path,
+            options.device,
+            batch_size=options.batch_size,
+            threads=options.threads,
+            requests=options.requests,
+        )
 
     def __init__(
         self,
@@ -54,11 +61,14 @@ class OpenVinoEngine(Engine):
         *,
         batch_size: int = 1,
         threads: int | None = None,
+        requests: int = 1,
     ) -> None:
         if device != "cpu":
             raise BackendUnavailable(str(self.unavailable(device)))
-        if batch_size < 1 or (threads is not None and threads < 1):
-            raise PolypRtError(f"batch size ({batch_size}) and threads ({threads}) must be at least 1")
+        if batch_size < 1 or requests < 1 or (threads is not None and threads < 1):
+            raise PolypRtError(
+                f"batch size ({batch_size}), requests ({requests}) and threads ({threads}) must be at least 1"
+            )
         try:
             import openvino as ov
         except ImportError as exc:
@@ -85,6 +95,8 @@ class OpenVinoEngine(Engine):
                 f"({str(exc).strip().splitlines()[0]}); export it with --dynamic-batch for batches other than 1"
             ) from exc
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if requests > 1:  # streams: the cores split between requests that run side by side
+            config = {"PERFORMANCE_HINT": "THROUGHPUT", "PERFORMANCE_HINT_NUM_REQUESTS": requests}
         if self.precision != "fp16":  # FP32 arithmetic for FP32 files and the float parts of INT8 ones
             config["INFERENCE_PRECISION_HINT"] = "f32"
         if threads is not None:
@@ -95,21 +107,43 @@ class OpenVinoEngine(Engine):
             raise ModelError(
                 f"{path}: OpenVINO cannot compile it for the CPU ({str(exc).strip().splitlines()[0]})"
             ) from exc
-        self._request = self._compiled.create_infer_request()
+        self.requests = requests
+        self._requests = [self._compiled.create_infer_request() for _ in range(requests)]
+        self._request = self._requests[0]
+        self._turn = 0  # the request `submit` starts next
         self._input_dtype = self._compiled.input(0).get_element_type().to_dtype()
         self._output = self._compiled.output(c.output_name)
         self.threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
         version = ov.get_version().split("-")[0]
         plural = "" if self.threads == 1 else "s"
-        self.provider = f"OpenVINO {version} CPU (latency hint, {self.threads} thread{plural})"
+        hint = "latency hint"
+        if requests > 1:
+            streams = int(self._compiled.get_property("NUM_STREAMS"))
+            hint = f"throughput hint, {requests} requests, {streams} stream{'' if streams == 1 else 's'}"
+        self.provider = f"OpenVINO {version} CPU ({hint}, {self.threads} thread{plural})"
+
+    def _input(self, batch: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(batch, dtype=self._input_dtype)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=self._input_dtype)
-        result = self._request.infer({0: x}, share_inputs=True, share_outputs=False)
+        result = self._request.infer({0: self._input(batch)}, share_inputs=True, share_outputs=False)
         return np.asarray(result[self._output], dtype=np.float32)
 
+    def submit(self, batch: np.ndarray) -> Pending:
+        """Start the next of the requests in turn (the previous use of it must have been waited for)."""
+        if self.requests == 1:
+            return Pending(self.infer(batch))
+        self._check_batch(tuple(batch.shape))
+        request = self._requests[self._turn]
+        self._turn = (self._turn + 1) % self.requests
+        x = self._input(batch)
+        request.start_async({0: x}, share_inputs=True)  # x is read while it runs: _AsyncResult keeps it
+        return _AsyncResult(request, x, self._output)
+
     def _release(self) -> None:
-        self._request = None
+        for request in self._requests:
+            request.wait()  # none may still be running when the compiled model goes
+        self._requests, self._request = [], None
         self._compiled = None
 
 
@@ -120,3 +154,16 @@ def _spec(port: Any, wanted: str) -> TensorSpec:
     if shape.rank.is_dynamic:
         return TensorSpec(name, ())
     return TensorSpec(name, tuple(d.get_length() if d.is_static else None for d in shape))
+
+
+class _AsyncResult(Pending):
+    """An OpenVINO request started by `submit`; its input array lives until the result is taken."""
+
+    def __init__(self, request: Any, batch: np.ndarray, output: Any) -> None:
+        self.request, self.batch, self.output = request, batch, output
+
+    def wait(self) -> np.ndarray:
+        self.request.wait()
+        logits = np.array(self.request.get_tensor(self.output).data, dtype=np.float32)  # a copy
+        self.batch = None  # type: ignore[assignment]
+        return logits

@@ -31,6 +31,9 @@ CHANGED: dict[str, object] = {
     "token": "a-token-of-sixteen-plus",
     "max_frames": 10,
     "queue_size": 2,
+    "display": "passthrough",
+    "max_mask_age": 100.0,
+    "inference": "latency",
     "capture.realtime": True,
     "capture.width": 320,
     "capture.height": 240,
@@ -49,6 +52,7 @@ NOT_RESULTS = {
     "threads",
     "stages",
     "queue_size",
+    "inference",  # the same masks either way (tests/realtime/test_modes.py)
     "headless",
     "serve",
     "token",

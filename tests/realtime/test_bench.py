@@ -88,6 +88,12 @@ def test_pipeline_bench_json(tiny_onnx, capsys):
     assert report["frames_processed"] + report["dropped_total"] == 20
     assert set(report["stages_ms"]) == {"queue", "preprocess", "infer", "postprocess", "overlay"}
     assert report["e2e_ms"]["count"] == report["frames_processed"]
+    # live on the CPU: the passthrough display, its two delays apart
+    assert report["modes"] == {"display": "passthrough", "inference": "latency", "requests": 1}
+    assert report["video_delay_ms"] == report["e2e_ms"]
+    for delay in ("video_delay_ms", "annotation_delay_ms"):
+        assert set(report[delay]) == {"count", "mean", "p50", "p90", "p99", "max"}
+    assert 0 < report["annotation_delay_ms"]["count"] <= report["frames_inferred"]
     assert report["fps"] > 0 and report["sequential_fps"] > 0
     ratios = report["ratios"]
     assert ratios["e2e_p50_over_model_p50"] > 0 and ratios["threaded_fps_over_sequential_fps"] > 0

@@ -67,3 +67,23 @@ def test_indicator_follows_the_hysteresis_and_redraw_keeps_it():
     assert states == [False, False, True, True, True, True, False, False]
     overlay.redraw(frame, Hud(status="reconnecting 1/3"))  # a status redraw does not count a frame
     assert overlay.presence.recent[-1] is True and len(overlay.presence.recent) == 3
+
+
+def test_the_passthrough_hud_says_the_masks_age_and_a_stall_on_red():
+    assert Hud(30.0, 2.1, "openvino cpu", passthrough=True, mask_age_ms=35.0).line() == (
+        "30.0 fps  video  2.1 ms  mask  35 ms old  openvino cpu"
+    )
+    assert "no mask" in Hud(passthrough=True).line()
+    rgb = np.full((240, 320, 3), 90, np.uint8)
+    overlay = Overlay(OverlayConfig())
+    frame = Frame(0, 0.0, now_ns(), rgb)  # no mask: none young enough
+    calm = Hud(passthrough=True)
+    overlay.draw(frame, calm)
+    calm_picture = frame.overlay
+    stalled = Hud(passthrough=True, alert="MODEL STALLED: no mask for 2.1 s")
+    overlay.draw(frame, stalled)
+    red = np.all(frame.overlay == (200, 0, 0), axis=2)
+    assert red.any() and not np.all(calm_picture == (200, 0, 0), axis=2).any()
+    rows = np.flatnonzero(red.any(axis=1))
+    assert rows.min() > 0 and rows.max() < 80  # its own line, under the HUD's, at the top
+    assert np.array_equal(frame.rgb, np.full((240, 320, 3), 90, np.uint8))  # drawn on a copy

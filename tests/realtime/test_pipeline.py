@@ -37,8 +37,13 @@ def pipeline_threads() -> list[str]:
 
 
 def build(source_spec, engine, max_frames=None, queue_size=2, on_frame=None):
+    """The synced display's pipeline (the passthrough display has tests/realtime/test_passthrough.py)."""
     config = RunConfig(
-        source=source_spec, max_frames=max_frames, queue_size=queue_size, capture=CaptureConfig(reconnects=0)
+        source=source_spec,
+        max_frames=max_frames,
+        queue_size=queue_size,
+        capture=CaptureConfig(reconnects=0),
+        display="synced",
     )
     return compose(config, engine, on_frame=on_frame)
 

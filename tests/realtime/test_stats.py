@@ -54,6 +54,34 @@ def test_stage_durations_from_frame_stamps():
     json.dumps(s)  # the summary is what --stats-json writes
 
 
+def test_video_and_annotation_delay_apart():
+    """Four frames shown in the passthrough display at 30 fps, by hand: the first without a mask,
+    the next two with frame 0's, the last with frame 2's."""
+    ms = 1_000_000
+    stats = LatencyStats()
+    shown = [  # (captured, overlaid, mask from frame, that frame's capture), ms
+        (0, 2, None, None),
+        (33, 35, 0, 0),
+        (66, 69, 0, 0),
+        (100, 101, 2, 66),
+    ]
+    for i, (captured, overlaid, source, source_captured) in enumerate(shown):
+        frame = Frame(i, i / 30, captured * ms, np.zeros((2, 2, 3), np.uint8))
+        frame.stamps[Stamp.OVERLAID] = overlaid * ms
+        if source is not None:
+            frame.mask = np.zeros((2, 2), np.uint8)
+            frame.mask_from, frame.mask_captured_ns = source, source_captured * ms
+        stats.add(frame)
+    s = stats.summary()
+    assert s["video_delay_ms"] == s["e2e_ms"]
+    assert s["video_delay_ms"]["count"] == 4 and s["video_delay_ms"]["max"] == pytest.approx(3.0)
+    # frame 0's mask first shown on frame 1 (35 - 0 ms), frame 2's on frame 3 (101 - 66 ms)
+    assert s["annotation_delay_ms"]["count"] == 2 and s["annotation_delay_ms"]["mean"] == pytest.approx(35.0)
+    # the frames drawn with a mask: 33 - 0, 66 - 0, 100 - 66 ms
+    assert s["mask_age_ms"]["count"] == 3
+    assert s["mask_age_ms"]["max"] == pytest.approx(66.0) and s["mask_age_ms"]["p50"] == pytest.approx(34.0)
+
+
 def test_queue_blocks_or_drops_and_never_exceeds_its_size():
     import threading
 

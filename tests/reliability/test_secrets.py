@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from polyp_rt.cli.main import main
-from polyp_rt.cli.run import report
+from polyp_rt.cli.run import latency_series, report
 from polyp_rt.core.redact import redact
 from polyp_rt.engines.registry import open_engine
 from polyp_rt.realtime.compose import compose
@@ -153,8 +153,8 @@ def test_the_histogram_title_shows_the_stream_without_its_credentials(micro_onnx
     with open_engine(micro_onnx, device="cpu") as engine, compose(config, engine) as pipeline:
         outcome = pipeline.run()
         report(config, engine, pipeline, outcome)
-        samples = {"end to end": outcome.stats.samples["e2e"], "infer": outcome.stats.samples["infer"]}
-        title = f"stream {{}} · {engine.label} · {outcome.reason}"
+        samples = latency_series(outcome)
+        title = f"stream {{}} · {engine.label} · {pipeline.modes.describe()} · {outcome.reason}"
     drawn = histogram_path(config.stats_json).read_bytes()
     plot_latency(samples, tmp_path / "redacted.png", title.format(shown))
     plot_latency(samples, tmp_path / "secret.png", title.format(secret_url))

@@ -59,7 +59,8 @@ def test_two_ctrl_c_while_recording_end_with_130_and_everything_written(
     assert finalised(out)
 
 
-def test_an_error_stop_counts_the_frames_in_flight(micro_onnx, held_engine, tmp_path, monkeypatch):
+@pytest.mark.parametrize("display", ["synced", "passthrough"])
+def test_an_error_stop_counts_the_frames_in_flight(micro_onnx, held_engine, tmp_path, monkeypatch, display):
     real_open_engine = polyp_rt.engines.registry.open_engine
     monkeypatch.setattr(  # the run's own engine, wrapped so that its 13th inference raises
         polyp_rt.engines.registry,
@@ -68,8 +69,9 @@ def test_an_error_stop_counts_the_frames_in_flight(micro_onnx, held_engine, tmp_
     )
     stats = tmp_path / "stats.json"
     args = ["--source", "synthetic:96x80@30", "--model", str(micro_onnx), "--device", "cpu", "--headless"]
-    assert main([*args, "--max-frames", "900", "--stats-json", str(stats)]) == 1
+    assert main([*args, "--max-frames", "900", "--stats-json", str(stats), "--display", display]) == 1
     report = json.loads(stats.read_text())
-    assert report["reason"] == "error"
+    assert report["reason"] == "error" and report["modes"]["display"] == display
     assert report["frames_in"] == report["frames_processed"] + report["dropped_total"]
-    assert report["dropped"]["at shutdown"] >= 1  # the frame the engine failed on, at least
+    if display == "synced":  # passthrough: the model fails on its own copy, the frame itself was shown
+        assert report["dropped"]["at shutdown"] >= 1  # the frame the engine failed on, at least

@@ -1,4 +1,4 @@
-"""A slow consumer: inference busier than a live source. The oldest frames are dropped and
+"""A slow consumer in the synced display: inference busier than a live source. The oldest frames are dropped and
 counted, queues stay within their limit, frames in flight stay bounded, the newest frame is
 never the one dropped."""
 
@@ -34,7 +34,7 @@ def test_live_source_under_busy_inference_drops_oldest_and_stays_bounded(
     def hundred_dropped():  # inference holds its first frame while the source runs on
         return pipeline.captured.wait_for(lambda: pipeline.captured.dropped >= 100, 60)
 
-    config = RunConfig(source="synthetic:320x240@120", queue_size=QUEUE, max_frames=FRAMES)
+    config = RunConfig(source="synthetic:320x240@120", queue_size=QUEUE, max_frames=FRAMES, display="synced")
     with open_engine(micro_onnx, device="cpu") as engine:
         pipeline = compose(config, held_engine(engine, hold=hundred_dropped), extra_sinks=[indices])
 
