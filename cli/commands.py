@@ -38,7 +38,13 @@ def train_command(config: TrainConfig) -> int:
 
 
 def eval_command(config: EvalConfig) -> int:
+    from polyp_rt.cli.config import EvalCommandConfig
     from polyp_rt.train.evaluate import evaluate_engine, evaluate_mask_folders, select_pairs
+
+    if isinstance(config, EvalCommandConfig) and config.scores_a_video():
+        from polyp_rt.cli.video_eval import video_eval_command
+
+        return video_eval_command(config)
 
     if config.masks or config.truth:
         if not (config.masks and config.truth):

@@ -1,11 +1,15 @@
-"""Configuration of `polyp-rt bench` and `polyp-rt info` (light: no heavy imports)."""
+"""Configuration of `polyp-rt bench`, `info` and `eval` (light: no heavy imports)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from polyp_rt.core.options import option
+from polyp_rt.evaluation.config import MetricsConfig
+from polyp_rt.realtime.config import OverlayConfig
+from polyp_rt.train.config import EvalConfig
 
 
 @dataclass
@@ -44,3 +48,46 @@ class BenchConfig:
 class InfoConfig:
     model: Path | None = option(None, "also describe this model file", metavar="M")
     json: bool = option(False, "print one JSON object")
+
+
+def as_in_overlay(name: str) -> Any:
+    """A field with `OverlayConfig.<name>`'s default, help, range and flag."""
+    overlay_field = OverlayConfig.__dataclass_fields__[name]
+    return field(default=overlay_field.default, metadata=overlay_field.metadata)
+
+
+@dataclass
+class EvalCommandConfig(EvalConfig):
+    """`polyp-rt eval`: `EvalConfig` (a model on a data set, or mask folders) and, with --video or
+    --record, a video scored as CADe systems are judged (cli/video_eval.py, docs/VIDEO_METRICS.md)."""
+
+    video: Path | None = option(
+        None,
+        "score a video as CADe systems are judged (lesions found, time to first detection, false alarms "
+        "per minute): run the pipeline over it headless and compare with --truth DIR",
+        metavar="CLIP",
+    )
+    record: Path | None = option(
+        None,
+        "score a `polyp-rt batch` video's frames.jsonl (or its folder) against --truth DIR without "
+        "running the model again",
+        metavar="FILE",
+    )
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alert_min_frames: int = as_in_overlay("alert_min_frames")
+    alert_hold: int = as_in_overlay("alert_hold")
+    min_area: float = as_in_overlay("min_area")
+    gates: list[str] = option(
+        [],
+        "--video/--record: also score these alert gates, replayed over the masks, as MIN_FRAMES:HOLD",
+        nargs="+",
+        metavar="N:M",
+    )
+    plot: Path | None = option(
+        None,
+        "--video/--record: plot per-lesion sensitivity against false alarms per minute (.svg or .png)",
+        metavar="FILE",
+    )
+
+    def scores_a_video(self) -> bool:
+        return bool(self.video or self.record)

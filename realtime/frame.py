@@ -38,7 +38,8 @@ class Frame:
     t_capture_ns: int  # monotonic time the frame was captured
     rgb: np.ndarray  # uint8 HxWx3, RGB
     stamps: dict[Stamp, int] = field(default_factory=dict)  # monotonic ns each step finished
-    mask: np.ndarray | None = None  # uint8 HxW {0,1}
+    mask: np.ndarray | None = None  # uint8 HxW {0,1}: the model's, before the alert gate
+    alert: np.ndarray | None = None  # what of the mask is drawn (realtime/alert_gate.py); may be `mask`
     max_prob: float = 0.0  # highest polyp probability in the frame
     blended: np.ndarray | None = None  # RGB with the mask tint already applied (GPU path)
     outlined: bool = False  # GPU path: `blended` has the mask's outline drawn on it too
@@ -60,3 +61,9 @@ class Frame:
             return self.area
         assert self.mask is not None
         return float(np.count_nonzero(self.mask)) / self.mask.size
+
+    def alert_area(self) -> float:
+        """Fraction of the frame drawn (the mask after the alert gate; before `draw`, the mask's)."""
+        if self.alert is None or self.alert is self.mask:
+            return self.mask_area()
+        return float(np.count_nonzero(self.alert)) / self.alert.size

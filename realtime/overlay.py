@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from polyp_rt.core.errors import PolypRtError
+from polyp_rt.realtime.alert_gate import AlertGate
 from polyp_rt.realtime.config import OverlayConfig
 from polyp_rt.realtime.frame import Frame
 
@@ -86,6 +87,7 @@ class Overlay:
         self.config = config
         self.color = parse_color(config.color)
         self.presence = PresenceIndicator(config.presence_on, config.presence_window, config.presence_off)
+        self.gate = AlertGate(config.alert_min_frames, config.alert_hold)
         self.show_mask = config.mask_alpha > 0
         self.show_contours = config.contours
 
@@ -95,15 +97,18 @@ class Overlay:
         A frame tinted on the GPU (`frame.blended`) is drawn on in place: a full-HD copy costs a
         millisecond; its outline too was drawn there when `frame.outlined`.
         """
+        assert frame.mask is not None
+        frame.alert = self.gate(frame.mask)  # the GPU's tint is of the whole mask: used only if all is drawn
         frame.polyp = self.presence.update(frame.mask_area() >= self.config.min_area)
-        frame.overlay = self._picture(frame, frame.blended, hud, frame.polyp)
+        blended = frame.blended if frame.alert is frame.mask else None
+        frame.overlay = self._picture(frame, blended, hud, frame.polyp)
 
     def redraw(self, frame: Frame, hud: Hud) -> np.ndarray:
         """A drawn frame again with a new HUD (a status while no frame comes); the indicator stays."""
         return self._picture(frame, None, hud, frame.polyp)
 
     def _picture(self, frame: Frame, blended: np.ndarray | None, hud: Hud, present: bool) -> np.ndarray:
-        rgb, mask = frame.rgb, frame.mask
+        rgb, mask = frame.rgb, frame.alert if frame.alert is not None else frame.mask
         assert mask is not None
         if not self.show_mask:
             out = rgb.copy()

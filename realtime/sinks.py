@@ -76,7 +76,9 @@ class MaskWriter(Sink):
         self.written += 1
 
     def summary(self) -> dict[str, object]:
-        return {"masks": {"folder": str(self.folder), "written": self.written}}
+        # the model's masks, before the alert gate: what Dice scores; replaying the gate over them
+        # (polyp_rt.realtime.alert_gate) gives what was drawn
+        return {"masks": {"folder": str(self.folder), "written": self.written, "gated": False}}
 
 
 class TruthScorer(Sink):
