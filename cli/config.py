@@ -8,7 +8,7 @@ from typing import Any
 
 from polyp_rt.core.options import option
 from polyp_rt.evaluation.config import MetricsConfig
-from polyp_rt.realtime.config import OverlayConfig
+from polyp_rt.realtime.config import OverlayConfig, RunConfig
 from polyp_rt.train.config import EvalConfig
 
 
@@ -50,10 +50,10 @@ class InfoConfig:
     json: bool = option(False, "print one JSON object")
 
 
-def as_in_overlay(name: str) -> Any:
-    """A field with `OverlayConfig.<name>`'s default, help, range and flag."""
-    overlay_field = OverlayConfig.__dataclass_fields__[name]
-    return field(default=overlay_field.default, metadata=overlay_field.metadata)
+def as_in(config: type, name: str) -> Any:
+    """A field with `config.<name>`'s default, help, range and flag (RunConfig, OverlayConfig)."""
+    other = config.__dataclass_fields__[name]
+    return field(default=other.default, metadata=other.metadata)
 
 
 @dataclass
@@ -74,9 +74,10 @@ class EvalCommandConfig(EvalConfig):
         metavar="FILE",
     )
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    alert_min_frames: int = as_in_overlay("alert_min_frames")
-    alert_hold: int = as_in_overlay("alert_hold")
-    min_area: float = as_in_overlay("min_area")
+    alert_min_frames: int = as_in(OverlayConfig, "alert_min_frames")
+    alert_hold: int = as_in(OverlayConfig, "alert_hold")
+    min_area: float = as_in(OverlayConfig, "min_area")
+    threads: int | None = as_in(RunConfig, "threads")
     gates: list[str] = option(
         [],
         "--video/--record: also score these alert gates, replayed over the masks, as MIN_FRAMES:HOLD",

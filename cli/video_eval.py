@@ -101,6 +101,7 @@ def run_and_score(
     from polyp_rt.engines.registry import open_engine
     from polyp_rt.realtime.compose import compose
     from polyp_rt.realtime.config import OverlayConfig, RunConfig, bundled_model_for
+    from polyp_rt.realtime.threads import thread_plan
 
     assert config.video is not None and config.truth is not None
     truth = TruthFolder(config.truth)
@@ -117,11 +118,16 @@ def run_and_score(
         device=config.device,
         fp16=config.fp16,
         threshold=config.threshold,
+        threads=config.threads,
         headless=True,
         overlay=overlay,
     )
     stream = StreamScorer(truth, config.min_area, drawn=live, gates=gates, video=config.video.name)
-    with open_engine(model, config.backend, config.device, fp16=config.fp16) as engine, progress_bar() as bar:
+    threads = thread_plan(config.threads).runtime
+    with (
+        open_engine(model, config.backend, config.device, fp16=config.fp16, threads=threads) as engine,
+        progress_bar() as bar,
+    ):
         task = bar.add_task(f"eval {config.video.name}", total=None, status=engine.label)
         sink = ScoringSink(stream, lambda: bar.advance(task, 1))
         with compose(run, engine, extra_sinks=[sink]) as pipeline:

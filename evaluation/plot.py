@@ -19,7 +19,7 @@ from polyp_rt.core.errors import OutputError
 from polyp_rt.evaluation.score import VideoScore
 
 W, H = 760, 480
-LEFT, RIGHT, TOP, BOTTOM = 80, 200, 50, 60  # margins; the legend sits on the right
+LEFT, RIGHT, TOP, BOTTOM = 80, 200, 64, 60  # margins; the legend sits on the right
 COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
 INK, GRID = (40, 40, 40), (225, 225, 225)
 
@@ -48,7 +48,7 @@ def layout(scores: Mapping[str, VideoScore], title: str) -> list[Shape]:
     def at(x: float, y: float) -> tuple[float, float]:
         return (x0 + (x1 - x0) * x / x_top, y0 + (y1 - y0) * (y - y_low) / (1.0 - y_low))
 
-    shapes = [Shape("text", ((LEFT, 28),), text=title, size=15)]
+    shapes = [Shape("text", ((14, 22),), text=title, size=15)]
     for k in range(6):
         gx, gy = x_top * k / 5, y_low + (1.0 - y_low) * k / 5
         shapes += [
@@ -61,7 +61,7 @@ def layout(scores: Mapping[str, VideoScore], title: str) -> list[Shape]:
         Shape("line", ((x0, y0), (x1, y0)), size=1),
         Shape("line", ((x0, y0), (x0, y1)), size=1),
         Shape("text", (((x0 + x1) / 2, H - 18),), text="false alarms per minute", size=13, anchor="middle"),
-        Shape("text", ((14, TOP - 14),), text="lesions found (sensitivity)", size=13),
+        Shape("text", ((14, TOP - 16),), text="lesions found (sensitivity)", size=13),
     ]
     for i, tau in enumerate(taus):
         colour = COLOURS[i % len(COLOURS)]
@@ -72,10 +72,12 @@ def layout(scores: Mapping[str, VideoScore], title: str) -> list[Shape]:
         ]
         if len(drawn) > 1:
             shapes.append(Shape("line", tuple(p for p, _ in drawn), colour, size=2))
+        labelled: list[tuple[float, float]] = []
         for p, n in drawn:
             shapes.append(Shape("dot", (p,), colour, size=4))
-            if i == 0:
+            if i == 0 and all(abs(p[0] - q[0]) + abs(p[1] - q[1]) > 12 for q in labelled):
                 shapes.append(Shape("text", ((p[0] + 6, p[1] - 6),), text=_short(n), size=10))
+                labelled.append(p)
         ly = TOP + 20 + 22 * i
         shapes += [
             Shape("line", ((x1 + 20, ly), (x1 + 44, ly)), colour, size=2),

@@ -99,7 +99,7 @@ def _check_spans(path: Path, spans: tuple[tuple[int, int], ...]) -> None:
 def write_truth_info(folder: Path, info: TruthInfo) -> Path:
     """`folder/truth.json` (strict JSON, written whole)."""
     path = folder / TRUTH_INFO
-    write_json(path, info.to_json())
+    write_json(path, info.to_json(), indent=None)
     return path
 
 

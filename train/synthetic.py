@@ -7,13 +7,13 @@ instead. Masks are written as PNG with values {0, 255}.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from polyp_rt.core.errors import InputFileError
+from polyp_rt.core.errors import DataError, InputFileError
 from polyp_rt.train.data import Pair, read_mask, read_rgb, scan_folder
 from polyp_rt.train.scenes import Clip, SceneConfig, Size, size_wh, smoothstep, synth_image, warp
 
@@ -52,29 +52,44 @@ def write_dataset(
     return count
 
 
+PAIR_CHOICES = ("all", "polyp", "empty")  # which pairs a PanZoomClip takes: all, with a polyp, without
+PAIR_WORDS = {"polyp": "with a polyp in the mask", "empty": "with an empty mask (polyp-free)"}
+
+
 class PanZoomClip:
     """A video made from real image/mask pairs: a few seconds of smooth pan and zoom each.
 
-    `image_dir` is in the Kvasir layout (DIR/images/NAME.* with DIR/masks/NAME.*). Each
-    pair, in sorted order, fills `seconds_per_image` of frames of width x height: the image
-    is scaled to cover the frame, then panned and zoomed (up to 1.35x) along a path seeded
-    by (seed, pair). The mask moves with it (nearest neighbour, binarised at 128).
+    `image_dir` is in the Kvasir layout (DIR/images/NAME.* with DIR/masks/NAME.*), or a list
+    of such folders, taken one after the other. Each pair, in sorted order, fills
+    `seconds_per_image` of frames of width x height: the image is scaled to cover the frame,
+    then panned and zoomed (up to 1.35x) along a path seeded by (seed, pair). The mask moves
+    with it (nearest neighbour, binarised at 128). `pairs` keeps all of them, only those
+    whose mask shows a polyp ("polyp"), or only the polyp-free ones ("empty").
     """
 
     def __init__(
         self,
-        image_dir: str | Path,
+        image_dir: str | Path | Sequence[str | Path],
         width: int,
         height: int,
         seed: int = 0,
         fps: float = 30.0,
         seconds_per_image: float = 2.0,
+        pairs: str = "all",
     ) -> None:
         self.width, self.height = size_wh((width, height))
         if fps <= 0 or seconds_per_image <= 0:
             raise ValueError("fps and seconds_per_image must be positive")
+        if pairs not in PAIR_CHOICES:
+            raise ValueError(f"pairs must be one of {', '.join(PAIR_CHOICES)}, got {pairs!r}")
         self.seed, self.fps = int(seed), float(fps)
-        self.pairs: list[Pair] = scan_folder(Path(image_dir)).pairs
+        folders = [image_dir] if isinstance(image_dir, str | Path) else list(image_dir)
+        found = [pair for folder in folders for pair in scan_folder(Path(folder)).pairs]
+        if pairs != "all":
+            found = [p for p in found if bool(read_mask(p.mask).any()) == (pairs == "polyp")]
+            if not found:
+                raise DataError(f"{', '.join(map(str, folders))}: no image/mask pairs {PAIR_WORDS[pairs]}")
+        self.pairs: list[Pair] = found
         self.frames_per_image = max(1, round(seconds_per_image * fps))
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
