@@ -14,7 +14,6 @@ from polyp_rt.cli.main import main
 from polyp_rt.realtime.alert_gate import AlertGate
 from polyp_rt.train.data import read_mask
 
-
 GATE_3_0 = ("--alert-min-frames", "3", "--alert-hold", "0")  # the live gate; the default may change
 
 
@@ -24,7 +23,15 @@ def eval_json(capsys, *args):
 
 
 def video_args(clip, model, *more):
-    return ["--video", str(clip), "--truth", str(clip.with_name("scripted_masks")), "--model", str(model), *more]
+    return [
+        "--video",
+        str(clip),
+        "--truth",
+        str(clip.with_name("scripted_masks")),
+        "--model",
+        str(model),
+        *more,
+    ]
 
 
 def test_eval_video_scores_the_masks_and_what_the_gate_drew(scripted_clip, brightness_onnx, capsys):
@@ -56,7 +63,9 @@ def test_the_table_has_a_column_per_stream(scripted_clip, brightness_onnx, capsy
         assert text in table
 
 
-def test_replaying_the_gate_over_the_written_masks_gives_what_was_drawn(scripted_clip, brightness_onnx, tmp_path):
+def test_replaying_the_gate_over_the_written_masks_gives_what_was_drawn(
+    scripted_clip, brightness_onnx, tmp_path
+):
     from polyp_rt.engines.registry import open_engine
     from polyp_rt.realtime.compose import compose
     from polyp_rt.realtime.config import OverlayConfig, RunConfig
@@ -124,7 +133,9 @@ def test_the_plot_is_written_as_svg_and_png(scripted_clip, brightness_onnx, tmp_
 
     svg, png = tmp_path / "curve.svg", tmp_path / "curve.png"
     for plot in (svg, png):
-        args = video_args(scripted_clip, brightness_onnx, *GATE_3_0, "--gates", "3:0", "5:0", "--plot", str(plot))
+        args = video_args(
+            scripted_clip, brightness_onnx, *GATE_3_0, "--gates", "3:0", "5:0", "--plot", str(plot)
+        )
         eval_json(capsys, *args)
     text = svg.read_text()
     assert text.startswith("<svg") and text.count("<circle") == 3 * 4  # 3 streams (3:0 once) x 4 taus

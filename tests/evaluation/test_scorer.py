@@ -33,7 +33,10 @@ def test_lesions_found_and_how_fast(script):
     s = scored(script)
     # A: truth 10-29, first overlap at 13: 3 frames, 120 ms; B: truth 60-69 + 73-79 (the 3-frame gap
     # is joined, --lesion-gap 10), W at 60-62 misses it, S overlaps from 64: 4 frames, 160 ms
-    assert [(les.first_frame, les.last_frame, les.truth_frames) for les in s.lesions] == [(10, 29, 20), (60, 79, 17)]
+    assert [(les.first_frame, les.last_frame, les.truth_frames) for les in s.lesions] == [
+        (10, 29, 20),
+        (60, 79, 17),
+    ]
     assert [les.delay_frames for les in s.lesions] == [3, 4]
     assert [les.delay_ms for les in s.lesions] == pytest.approx([120.0, 160.0])
     assert s.found == 2 and s.sensitivity == 1.0
@@ -58,7 +61,14 @@ def test_a_smaller_lesion_gap_splits_lesion_b(script):
 def test_false_alarms_by_duration(script):
     s = scored(script)
     # runs overlapping no truth: F40, F45, F50-51, W60-62 (during lesion B, elsewhere), F83, F86-98
-    assert [(a.first_frame, a.frames) for a in s.false_alarms] == [(40, 1), (45, 1), (50, 2), (60, 3), (83, 1), (86, 13)]
+    assert [(a.first_frame, a.frames) for a in s.false_alarms] == [
+        (40, 1),
+        (45, 1),
+        (50, 2),
+        (60, 3),
+        (83, 1),
+        (86, 13),
+    ]
     assert [a.duration_s for a in s.false_alarms] == pytest.approx([0.04, 0.04, 0.08, 0.12, 0.04, 0.52])
     assert s.alert_runs == 9  # and the three on the polyp: 13-32, 64-69, 73-79
     assert s.duration_s == pytest.approx(4.0)
