@@ -110,9 +110,16 @@ def synth_command(config: SynthConfig) -> int:
     per_image = 0  # frames of one still (--from-images): its polyp frames are one lesion
     if config.from_images:
         clip: Any = synthetic.PanZoomClip(
-            config.from_images, width, height, config.seed, config.fps, config.seconds_per_image, config.pairs
+            config.from_images,
+            width,
+            height,
+            config.seed,
+            config.fps,
+            config.seconds_per_image,
+            config.pairs,
+            config.gap_seconds,
         )
-        frames, per_image = len(clip), clip.frames_per_image
+        frames, per_image = len(clip), clip.period
     else:
         clip = scenes.SyntheticClip(width, height, config.seed, config.fps)
         frames = config.frames

@@ -1,9 +1,10 @@
 """One stream of predictions against the truth, frame by frame, then the video's figures.
 
-`VideoScorer.add` takes a frame's truth mask and its prediction: a mask (alerts are compared with
-the truth pixel by pixel) or only the area it covers (as a batch record holds it: compared frame by
-frame). It keeps a few numbers per frame, never the masks, so an hour of video fits; `finish` finds
-the lesions and the alert runs and returns a `VideoScore`.
+`VideoScorer.add` takes a frame's truth mask and its prediction: a mask (alerts are its regions,
+followed from frame to frame and compared with the truth pixel by pixel: evaluation/regions.py) or
+only the area it covers (as a batch record holds it: an alert is a run of frames whose area reaches
+`min_area`, compared with the truth frame by frame). It keeps a few numbers per frame, never the
+masks, so an hour of video fits; `finish` finds the lesions and returns a `VideoScore`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from polyp_rt.core.errors import DataError
 from polyp_rt.evaluation.config import MetricsConfig
+from polyp_rt.evaluation.regions import RegionTracker
 from polyp_rt.evaluation.score import Alarm, Lesion, VideoScore
 from polyp_rt.train.metrics import Counts
 
@@ -38,6 +40,7 @@ class VideoScorer:
     iou_sum: float = 0.0
     iou_pairs: int = 0
     masks: bool | None = None  # predictions were masks (None: no frame yet)
+    tracker: RegionTracker | None = None  # the alert regions of mask predictions
     _previous: tuple[np.ndarray, int] | None = None  # the last prediction and its pixel count
 
     def add(self, index: int, t: float, truth: np.ndarray, prediction: np.ndarray | float) -> None:
@@ -49,8 +52,9 @@ class VideoScorer:
         if isinstance(prediction, np.ndarray):
             counts = self._counts(prediction, truth)
             polyp = counts.tp + counts.fn > 0
-            alert = (counts.tp + counts.fp) / truth.size >= self.min_area
-            hit = alert and counts.tp > 0
+            if self.tracker is None:
+                self.tracker = RegionTracker(self.min_area)
+            alert, hit = self.tracker.add(len(self.t), _as_u8(prediction), _as_u8(truth))
             self.dice.append(counts.ratios()["dice"])
         else:
             polyp = bool(truth.any())
@@ -86,13 +90,17 @@ class VideoScorer:
         """The figures; `lesions`: each lesion's (first, last) frame, as truth.json lists them."""
         taus = config.taus()
         durations = frame_durations(self.t, nominal_fps)
-        runs = runs_of(self.alert)
+        if self.tracker is not None:  # alerts: regions followed over frames
+            found = self.tracker.finished()
+            alerts, alarms = len(found), [range(a.first, a.last + 1) for a in found if not a.hit]
+        else:  # alerts: runs of frames
+            runs = runs_of(self.alert)
+            alerts, alarms = len(runs), [r for r in runs if not any(self.hit[p] for p in r)]
         groups = (
             spans_to_lesions(self.truth, self.index, lesions)
             if lesions is not None
             else gap_lesions(self.truth, config.lesion_gap)
         )
-        alarms = [self._alarm(run, durations) for run in runs if not any(self.hit[p] for p in run)]
         clear = [not polyp for polyp in self.truth]
         return VideoScore(
             name=self.name,
@@ -101,8 +109,8 @@ class VideoScorer:
             overlap="mask" if self.masks else "time",
             taus=taus,
             lesions=tuple(self._lesion(group, durations) for group in groups),
-            false_alarms=tuple(alarms),
-            alert_runs=len(runs),
+            false_alarms=tuple(self._alarm(run, durations) for run in alarms),
+            alert_runs=alerts,
             truth_frames=sum(self.truth),
             hit_frames=sum(self.hit),
             clear_frames=sum(clear),

@@ -38,10 +38,11 @@ class _Track:
 
 @dataclass(frozen=True)
 class _Seen:
-    """A frame's mask and region labels, kept while a drawn region of it may be held."""
+    """Where a drawn region was last seen: its frame's window (pixels), mask and region labels."""
 
-    mask: np.ndarray
-    labels: np.ndarray
+    window: tuple[slice, slice]
+    mask: np.ndarray  # a copy of the window of that frame's mask
+    labels: np.ndarray  # that frame's region labels over the window's cells
     label: int
 
     def pixels(self, step: int) -> np.ndarray:
@@ -84,15 +85,25 @@ class AlertGate:
         """The part of `mask` (uint8 {0,1}, HxW) to draw; `mask` itself when all of it is drawn."""
         c = self.counts
         c.frames += 1
-        found = cv2.countNonZero(mask) > 0
-        c.with_mask += found
-        if self.passes_all or (not found and not self._tracks):
-            c.drawn += found
+        x, y, w, h = cv2.boundingRect(mask)  # the work is done inside this window only
+        c.with_mask += w > 0
+        if self.passes_all or (w == 0 and not self._tracks):
+            c.drawn += w > 0
             return mask
         step = cell_size(mask.shape)
         if mask.shape != self._shape:  # a new frame size: the old regions mean nothing here
             self._tracks, self._shape = [], mask.shape
-        count, labels = cv2.connectedComponents(_to_grid(mask, step), connectivity=8)
+            self._owner = np.zeros((-(-mask.shape[0] // step), -(-mask.shape[1] // step)), np.int32)
+        cells = (slice(y // step, -(-(y + h) // step)), slice(x // step, -(-(x + w) // step)))
+        window = (
+            slice(cells[0].start * step, cells[0].stop * step),
+            slice(cells[1].start * step, cells[1].stop * step),
+        )
+        count, local = 1, np.zeros((0, 0), np.int32)  # an empty mask: only held regions to draw
+        if w:
+            count, local = cv2.connectedComponents(_to_grid(mask[window], step), connectivity=8)
+        labels = np.zeros(self._owner.shape, np.int32)
+        labels[cells] = local
         parents = self._links(labels, count)
         tracks = []
         for label in range(1, count):
@@ -105,17 +116,19 @@ class AlertGate:
         ]
         drawn = np.array([False, *(t.drawn for t in tracks)])
         c.held_back += not drawn[1:].all()
-        if drawn[1:].all() and not held:
-            out = mask
-        else:
-            out = mask & _from_grid(drawn[labels].astype(np.uint8), step, mask.shape)
+        c.held_over += bool(held)
+        c.drawn += bool(drawn[1:].any() or held)
+        out = mask
+        if not drawn[1:].all() or held:
+            out = np.zeros_like(mask)
+            if w:
+                keep = _from_grid(drawn[local].astype(np.uint8), step, mask[window].shape)
+                out[window] = mask[window] & keep
             for k in held:
                 seen = self._tracks[k].seen
                 assert seen is not None
-                out |= seen.pixels(step)
-            c.held_over += bool(held)
-        c.drawn += bool(drawn[1:].any() or held)
-        self._remember(tracks, held, labels, mask)
+                out[seen.window] |= seen.pixels(step)
+        self._remember(tracks, held, labels, _Seen(window, mask[window], local, 0))
         return out
 
     def _links(self, labels: np.ndarray, count: int) -> list[list[int]]:
@@ -129,15 +142,15 @@ class AlertGate:
             parents[int(pair) // base].append(int(pair) % base - 1)
         return parents
 
-    def _remember(self, tracks: list[_Track], held: list[int], labels: np.ndarray, mask: np.ndarray) -> None:
+    def _remember(self, tracks: list[_Track], held: list[int], labels: np.ndarray, frame: _Seen) -> None:
         """This frame's regions own their cells, the held tracks keep theirs: a held track's cells
         never meet a region of this frame, which would have continued it."""
         if self.hold and any(t.drawn for t in tracks):
-            kept = mask.copy()  # the caller's buffer may be reused (the GPU path's ring)
+            kept = frame.mask.copy()  # the caller's buffer may be reused (the GPU path's ring)
             for label, t in enumerate(tracks, 1):
                 if t.drawn:
-                    t.seen = _Seen(kept, labels, label)
-        owner = labels.astype(np.int32, copy=True)
+                    t.seen = _Seen(frame.window, kept, frame.labels, label)
+        owner = labels  # a new array each frame
         for k in held:
             track = self._tracks[k]
             track.missed += 1

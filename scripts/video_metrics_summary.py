@@ -89,7 +89,9 @@ def alarms_table(out: Path, names: list[str]) -> list[str]:
                 pooled.setdefault(tau, [0, 0.0])
                 pooled[tau][0] += a["count"]
                 pooled[tau][1] += a["share_of_time"] * s["duration_s"]
-            rows.append(_alarm_row(f"{split} ({s['frames'] // 25})", name, s["duration_s"] / 60, counts, s))
+            rows.append(
+                _alarm_row(f"{split} ({s['frames'] // 25} stills)", name, s["duration_s"] / 60, counts, s)
+            )
         stills = sum(scores[name]["frames"] for scores in clips.values()) // 25
         rows.append(
             f"| **all {stills}** | {name} | {minutes:.2f} | "
@@ -116,7 +118,12 @@ def report(out: Path, chosen: str) -> str:
         lines.append(f"| {name}{mark} | " + " | ".join(cells(s)) + " |")
     lines += ["", "### False alarms: PolypGen's 126 polyp-free stills as video", ""]
     lines += alarms_table(out, ["ungated", chosen])
-    lines += ["", "### The choice: PolypGen validation as video (150 stills)", "", LESION_HEAD]
+    lines += [
+        "",
+        "### The choice: PolypGen validation as video (150 stills, 10 dark frames between)",
+        "",
+        LESION_HEAD,
+    ]
     for name, s in load(out / "val.json").items():
         mark = " (chosen)" if name == chosen else ""
         lines.append(f"| {name}{mark} | " + " | ".join(cells(s)) + " |")

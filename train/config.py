@@ -140,4 +140,11 @@ class SynthConfig:
     seconds_per_image: float = option(
         2.0, "--from-images: seconds of pan and zoom over each image", low=0, low_open=True
     )
+    gap_seconds: float = option(
+        0.0,
+        "--from-images: seconds of dark frames between two images (nothing seen on one carries over to "
+        "the next, as between two polyps)",
+        low=0,
+        high=3600,
+    )
     seed: int = option(0, "random seed (same seed, same output)", low=0)

@@ -53,6 +53,7 @@ def write_dataset(
 
 
 PAIR_CHOICES = ("all", "polyp", "empty")  # which pairs a PanZoomClip takes: all, with a polyp, without
+DARK = 8  # the grey level of the frames between two stills
 PAIR_WORDS = {"polyp": "with a polyp in the mask", "empty": "with an empty mask (polyp-free)"}
 
 
@@ -64,7 +65,9 @@ class PanZoomClip:
     `seconds_per_image` of frames of width x height: the image is scaled to cover the frame,
     then panned and zoomed (up to 1.35x) along a path seeded by (seed, pair). The mask moves
     with it (nearest neighbour, binarised at 128). `pairs` keeps all of them, only those
-    whose mask shows a polyp ("polyp"), or only the polyp-free ones ("empty").
+    whose mask shows a polyp ("polyp"), or only the polyp-free ones ("empty"). `gap_seconds`
+    of dark frames (no polyp) separate two stills: the view lost, so that nothing seen on
+    one still carries over to the next, as between two polyps of a real withdrawal.
     """
 
     def __init__(
@@ -76,10 +79,11 @@ class PanZoomClip:
         fps: float = 30.0,
         seconds_per_image: float = 2.0,
         pairs: str = "all",
+        gap_seconds: float = 0.0,
     ) -> None:
         self.width, self.height = size_wh((width, height))
-        if fps <= 0 or seconds_per_image <= 0:
-            raise ValueError("fps and seconds_per_image must be positive")
+        if fps <= 0 or seconds_per_image <= 0 or gap_seconds < 0:
+            raise ValueError("fps and seconds_per_image must be positive, gap_seconds not negative")
         if pairs not in PAIR_CHOICES:
             raise ValueError(f"pairs must be one of {', '.join(PAIR_CHOICES)}, got {pairs!r}")
         self.seed, self.fps = int(seed), float(fps)
@@ -91,10 +95,11 @@ class PanZoomClip:
                 raise DataError(f"{', '.join(map(str, folders))}: no image/mask pairs {PAIR_WORDS[pairs]}")
         self.pairs: list[Pair] = found
         self.frames_per_image = max(1, round(seconds_per_image * fps))
+        self.period = self.frames_per_image + round(gap_seconds * fps)  # frames from one still to the next
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self.pairs) * self.frames_per_image
+        return len(self.pairs) * self.period - (self.period - self.frames_per_image)
 
     def _pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in self._cache:
@@ -106,7 +111,7 @@ class PanZoomClip:
 
     def _matrix(self, index: int) -> np.ndarray:
         """The 2x3 frame-to-image map of frame `index` (for cv2.WARP_INVERSE_MAP)."""
-        k, t = divmod(index, self.frames_per_image)
+        k, t = divmod(index, self.period)
         h_img, w_img = self._pair(k)[1].shape
         rng = np.random.default_rng([self.seed, k])
         z0, z1 = rng.uniform(1.0, 1.35, 2)
@@ -125,7 +130,11 @@ class PanZoomClip:
         """Frame `index`: (RGB uint8 HxWx3, mask uint8 HxW in {0, 255})."""
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is outside 0..{len(self) - 1}")
-        image, mask = self._pair(index // self.frames_per_image)
+        if index % self.period >= self.frames_per_image:  # between two stills
+            return np.full((self.height, self.width, 3), DARK, np.uint8), np.zeros(
+                (self.height, self.width), np.uint8
+            )
+        image, mask = self._pair(index // self.period)
         m = self._matrix(index)
         w, h = self.width, self.height
         img = warp(image, m, w, h, cv2.INTER_LINEAR)

@@ -178,3 +178,32 @@ def test_an_empty_video_part_has_no_lesions_and_no_rates():
     s = scorer.finish(MetricsConfig(), nominal_fps=25.0)
     assert s.lesions == () and s.sensitivity is None and s.delay_quartiles() is None
     assert s.alarms_per_minute(0.5) == 0.0 and s.frame_specificity == 1.0
+
+
+def test_a_false_region_beside_a_found_polyp_is_a_false_alarm_of_its_own():
+    # 20 frames, the polyp S (rows 5-14, cols 5-14) in all of them and found in all of them, and
+    #   F (rows 5-14, cols 25-34) in frames 5-9: a false alarm of 5 frames beside the polyp;
+    #   A (rows 25-29, cols 0-9) and B (cols 20-29) in frames 10-12, one region C (cols 0-29) across
+    #   both in 13-14, A and B again in 15-16: one alert (they met), a false alarm of 7 frames.
+    def square(rows, cols):
+        mask = np.zeros((40, 40), np.uint8)
+        mask[rows[0] : rows[1] + 1, cols[0] : cols[1] + 1] = 1
+        return mask
+
+    s_, f_ = square((5, 14), (5, 14)), square((5, 14), (25, 34))
+    a_, b_, c_ = square((25, 29), (0, 9)), square((25, 29), (20, 29)), square((25, 29), (0, 29))
+    scorer = VideoScorer(MIN_AREA)
+    for i in range(20):
+        pred = s_.copy()
+        if 5 <= i <= 9:
+            pred |= f_
+        if 10 <= i <= 12 or 15 <= i <= 16:
+            pred |= a_ | b_
+        if 13 <= i <= 14:
+            pred |= c_
+        scorer.add(i, i / 25, s_, pred)
+    s = scorer.finish(MetricsConfig())
+    assert s.alert_runs == 3
+    assert [(a.first_frame, a.last_frame) for a in s.false_alarms] == [(5, 9), (10, 16)]
+    assert [a.duration_s for a in s.false_alarms] == pytest.approx([0.2, 0.28])
+    assert s.found == 1 and s.lesions[0].delay_frames == 0 and s.frame_sensitivity == 1.0

@@ -264,3 +264,15 @@ def test_pan_zoom_takes_several_folders_and_picks_polyp_or_empty_pairs(tmp_path:
     assert not any(mask.any() for _, mask in empty.frames())
     with pytest.raises(DataError, match="no image/mask pairs with an empty mask"):
         PanZoomClip(a, 64, 48, pairs="empty")
+
+
+def test_pan_zoom_with_dark_gaps_between_the_stills(tmp_path: Path) -> None:
+    folder = _kvasir_folder(tmp_path / "k", [(120, 90), (90, 120)])
+    clip = PanZoomClip(folder, 64, 48, fps=5.0, seconds_per_image=1.0, gap_seconds=0.4)
+    assert (clip.period, len(clip)) == (7, 12)  # 5 frames, 2 dark, 5 frames
+    plain = PanZoomClip(folder, 64, 48, fps=5.0, seconds_per_image=1.0)
+    for i, j in [(0, 0), (4, 4), (7, 5), (11, 9)]:
+        assert np.array_equal(clip.frame(i)[0], plain.frame(j)[0])
+    for i in (5, 6):
+        img, mask = clip.frame(i)
+        assert img.max() < 20 and not mask.any()
