@@ -26,7 +26,7 @@ from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import to_json
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.timing import time_engine
-from polyp_rt.realtime.config import DEMO_MODEL, RunConfig
+from polyp_rt.realtime.config import DEMO_MODEL, OverlayConfig, RunConfig
 from polyp_rt.realtime.stats import summarise
 from polyp_rt.realtime.threads import thread_plan
 
@@ -258,8 +258,14 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
     model = config.model[0] if config.model else DEMO_MODEL
     if not model.is_file():
         raise PolypRtError(f"{model}: model not found; pass --model")
+    overlay = OverlayConfig(alert_min_frames=config.alert_min_frames, alert_hold=config.alert_hold)
     run_config = RunConfig(
-        source=config.source, model=model, headless=True, max_frames=config.frames, stages=config.stages
+        source=config.source,
+        model=model,
+        headless=True,
+        max_frames=config.frames,
+        stages=config.stages,
+        overlay=overlay,
     )
     threads = thread_plan(run_config.threads).runtime
     with open_engine(

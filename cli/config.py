@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,12 @@ from polyp_rt.core.options import option
 from polyp_rt.evaluation.config import MetricsConfig
 from polyp_rt.realtime.config import OverlayConfig, RunConfig
 from polyp_rt.train.config import EvalConfig
+
+
+def as_in(config: Any, name: str) -> Any:
+    """A field with `config.<name>`'s default, help, range and flag (RunConfig, OverlayConfig)."""
+    other = {f.name: f for f in fields(config)}[name]
+    return field(default=other.default, metadata=other.metadata)
 
 
 @dataclass
@@ -42,18 +48,14 @@ class BenchConfig:
         "--pipeline: where pre/postprocessing run: auto (on the GPU for CUDA engines) or cpu (to compare)",
         choices=("auto", "cpu"),
     )
+    alert_min_frames: int = as_in(OverlayConfig, "alert_min_frames")
+    alert_hold: int = as_in(OverlayConfig, "alert_hold")
 
 
 @dataclass
 class InfoConfig:
     model: Path | None = option(None, "also describe this model file", metavar="M")
     json: bool = option(False, "print one JSON object")
-
-
-def as_in(config: type, name: str) -> Any:
-    """A field with `config.<name>`'s default, help, range and flag (RunConfig, OverlayConfig)."""
-    other = config.__dataclass_fields__[name]
-    return field(default=other.default, metadata=other.metadata)
 
 
 @dataclass

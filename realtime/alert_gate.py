@@ -101,7 +101,8 @@ class AlertGate:
         )
         count, local = 1, np.zeros((0, 0), np.int32)  # an empty mask: only held regions to draw
         if w:
-            count, local = cv2.connectedComponents(_to_grid(mask[window], step), connectivity=8)
+            count, found = cv2.connectedComponents(_to_grid(mask[window], step), connectivity=8)
+            local = np.asarray(found, np.int32)
         labels = np.zeros(self._owner.shape, np.int32)
         labels[cells] = local
         parents = self._links(labels, count)

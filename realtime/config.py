@@ -49,9 +49,14 @@ class OverlayConfig:
         "docs/VIDEO_METRICS.md)",
         low=1,
         high=1000,
+        metavar="N",
     )
     alert_hold: int = option(
-        0, "a drawn region that is lost stays drawn this many frames (bridges dropouts)", low=0, high=1000
+        0,
+        "a drawn region that is lost stays drawn this many frames (bridges dropouts)",
+        low=0,
+        high=1000,
+        metavar="M",
     )
 
 

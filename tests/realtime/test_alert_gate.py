@@ -93,3 +93,40 @@ def test_a_new_frame_size_starts_afresh_and_bad_settings_are_refused():
     assert gate(disc((240, 320), (80, 120), 28)).sum() == 0  # not a continuation
     with pytest.raises(PolypRtError, match="--alert-min-frames >= 1"):
         AlertGate(0, 0)
+
+
+def frame_with(mask, blended=None):
+    from polyp_rt.realtime.frame import Frame, now_ns
+
+    rgb = np.full((*mask.shape, 3), 90, np.uint8)
+    frame = Frame(0, 0.0, now_ns(), rgb)
+    frame.mask, frame.blended = mask, blended
+    return frame
+
+
+def test_the_overlay_draws_only_what_the_gate_lets_through():
+    from polyp_rt.realtime.config import OverlayConfig
+    from polyp_rt.realtime.overlay import Hud, Overlay
+
+    overlay = Overlay(OverlayConfig(alert_min_frames=2, alert_hold=0, hud=False))
+    polyp = disc((120, 160), (60, 60), 20)
+    first, second = frame_with(polyp), frame_with(polyp)
+    overlay.draw(first, Hud())
+    overlay.draw(second, Hud())
+    assert np.array_equal(first.overlay, first.rgb)  # held back: nothing drawn
+    assert not first.alert.any() and first.alert_area() == 0.0 and first.mask_area() > 0
+    assert second.alert is second.mask and (second.overlay != second.rgb).any()
+
+
+def test_a_gpu_tinted_frame_is_not_shown_while_the_gate_holds_it_back():
+    from polyp_rt.realtime.config import OverlayConfig
+    from polyp_rt.realtime.overlay import Hud, Overlay
+
+    overlay = Overlay(OverlayConfig(alert_min_frames=3, hud=False))
+    polyp = disc((120, 160), (60, 60), 20)
+    tinted = np.full((120, 160, 3), 90, np.uint8)
+    tinted[polyp > 0] = (0, 255, 0)  # as the GPU stage blends it, before the gate
+    frame = frame_with(polyp, blended=tinted)
+    frame.outlined = True
+    overlay.draw(frame, Hud())
+    assert np.array_equal(frame.overlay, frame.rgb)
