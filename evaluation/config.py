@@ -21,9 +21,11 @@ class MetricsConfig:
     )
     tau: list[float] = option(
         [0.0, 0.5, 1.0, 2.0],
-        "false alarms are counted among alert runs lasting at least this long, in seconds (each value a row)",
+        "false alarms are counted among alerts lasting at least this long, in seconds (each value a row)",
         nargs="+",
         metavar="S",
+        low=0,
+        high=3600,
     )
 
     def taus(self) -> tuple[float, ...]:
