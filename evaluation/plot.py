@@ -1,5 +1,6 @@
 """The curve a clinician reads: per-lesion sensitivity against false alarms per minute, one line per
-alarm duration tau through the streams (no gate, then each gate), as SVG or PNG.
+alarm duration tau through the streams (no gate and each gate, in order of false alarms), as SVG
+or PNG.
 
 The picture is laid out once as a few shapes, then written as SVG text (for a page: it scales and
 its labels are escaped) or drawn with OpenCV into a PNG (the live install has no matplotlib).
@@ -65,11 +66,11 @@ def layout(scores: Mapping[str, VideoScore], title: str) -> list[Shape]:
     ]
     for i, tau in enumerate(taus):
         colour = COLOURS[i % len(COLOURS)]
-        drawn = [
+        drawn = sorted(  # along the false-alarm axis: the curve a gate traces as it tightens
             (at(x, y), n)
             for (x, y), n in zip(points[tau], names, strict=True)
             if x is not None and y is not None
-        ]
+        )
         if len(drawn) > 1:
             shapes.append(Shape("line", tuple(p for p, _ in drawn), colour, size=2))
         labelled: list[tuple[float, float]] = []

@@ -2,6 +2,7 @@
 
     python scripts/video_metrics_summary.py choose OUT/val.json   -> "N M", the gate to use
     python scripts/video_metrics_summary.py report OUT "gate N:M" -> markdown tables
+    python scripts/video_metrics_summary.py plot OUT/test.json FILE.svg -> the operating points again
 
 The choice (validation clip only), in the order of the targets: the median time to first
 detection at most 200 ms; the gate does its job, removing at least 80 % of the ungated masks'
@@ -149,9 +150,27 @@ def report(out: Path, chosen: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Stored:
+    """What the plot reads of a VideoScore, from `eval --json` output."""
+
+    def __init__(self, score: dict[str, Any]) -> None:
+        self.score = score
+        self.sensitivity = score["lesion_sensitivity"]
+        self.taus = tuple(a["tau_s"] for a in score["false_alarms"])
+
+    def alarms_per_minute(self, tau: float) -> float:
+        return per_minute(self.score, tau)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "choose":
         print(choose(Path(argv[1])))
+        return 0
+    if len(argv) == 3 and argv[0] == "plot":
+        from polyp_rt.evaluation.plot import plot_operating_points
+
+        scores = {name: Stored(s) for name, s in load(Path(argv[1])).items()}
+        plot_operating_points(scores, Path(argv[2]), f"{Path(argv[1]).stem}: lesions against false alarms")
         return 0
     if len(argv) == 3 and argv[0] == "report":
         print(report(Path(argv[1]), argv[2]), end="")
