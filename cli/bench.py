@@ -27,7 +27,7 @@ from polyp_rt.core.files import to_json
 from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.timing import time_engine
-from polyp_rt.realtime.config import RunConfig, model_to_run
+from polyp_rt.realtime.config import OverlayConfig, RunConfig, model_to_run
 from polyp_rt.realtime.stats import summarise
 from polyp_rt.realtime.stats_file import AS_FAST_AS_POSSIBLE, pacing
 from polyp_rt.realtime.threads import thread_plan
@@ -268,6 +268,7 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
         stages=config.stages,
         display=config.display,
         inference=config.inference,
+        overlay=OverlayConfig(alert_min_frames=config.alert_min_frames, alert_hold=config.alert_hold),
     ).with_model()
     model = run_config.model
     with open_run_engine(run_config) as engine:

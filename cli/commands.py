@@ -42,7 +42,13 @@ def train_command(config: TrainConfig) -> int:
 
 
 def eval_command(config: EvalConfig) -> int:
+    from polyp_rt.cli.config import EvalCommandConfig
     from polyp_rt.train.evaluate import evaluate_mask_folders
+
+    if isinstance(config, EvalCommandConfig) and config.scores_a_video():
+        from polyp_rt.cli.video_eval import video_eval_command
+
+        return video_eval_command(config)
 
     if config.masks or config.truth:
         if not (config.masks and config.truth):
@@ -128,16 +134,25 @@ def synth_command(config: SynthConfig) -> int:
             width,
             height,
         )
+    per_image = 0  # frames of one still (--from-images): its polyp frames are one lesion
     if config.from_images:
         clip: Any = synthetic.PanZoomClip(
-            config.from_images, width, height, config.seed, config.fps, config.seconds_per_image
+            config.from_images,
+            width,
+            height,
+            config.seed,
+            config.fps,
+            config.seconds_per_image,
+            config.pairs,
+            config.gap_seconds,
         )
-        frames = len(clip)
+        frames, per_image = len(clip), clip.period
     else:
         clip = scenes.SyntheticClip(width, height, config.seed, config.fps)
         frames = config.frames
     assert config.video is not None
     masks_dir = synthetic.clip_masks_dir(config.video)
+    polyp_frames: list[int] = []
     with (
         held_folder(masks_dir, "the clip's masks folder"),
         Recorder(config.video, width, height, config.fps) as recorder,
@@ -149,11 +164,37 @@ def synth_command(config: SynthConfig) -> int:
             rgb, mask = clip.frame(index)
             recorder.write(rgb, index / config.fps)
             synthetic.save_frame_mask(masks_dir, index, mask)
+            if mask.any():
+                polyp_frames.append(index)
             bar.advance(task, 1)
+    write_clip_truth(config.video, masks_dir, frames, config.fps, (width, height), polyp_frames, per_image)
     console.print(
         f"wrote {config.video} ({frames} frames, {config.fps:g} fps, {recorder.codec}) and {masks_dir}/"
     )
     return 0
+
+
+def write_clip_truth(
+    video: Path,
+    masks_dir: Path,
+    frames: int,
+    fps: float,
+    size: tuple[int, int],
+    polyp_frames: list[int],
+    per_image: int,
+) -> None:
+    """masks_dir/truth.json: which video the masks are of and, for a clip over stills, one lesion per
+    still (its first and last frame with a polyp): consecutive stills are different polyps."""
+    from polyp_rt.evaluation.truth import TruthInfo, sha256_of, write_truth_info
+
+    lesions = None
+    if per_image:
+        spans: dict[int, list[int]] = {}
+        for index in polyp_frames:
+            spans.setdefault(index // per_image, []).append(index)
+        lesions = tuple((f[0], f[-1]) for f in spans.values())
+    info = TruthInfo(video.name, sha256_of(video), frames, fps, size[0], size[1], lesions)
+    write_truth_info(masks_dir, info)
 
 
 def export_command(config: ExportConfig) -> int:

@@ -1,11 +1,21 @@
-"""Configuration of `polyp-rt bench` and `polyp-rt info` (light: no heavy imports)."""
+"""Configuration of `polyp-rt bench`, `info` and `eval` (light: no heavy imports)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from polyp_rt.core.options import option
+from polyp_rt.evaluation.config import MetricsConfig
+from polyp_rt.realtime.config import OverlayConfig, RunConfig
+from polyp_rt.train.config import EvalConfig
+
+
+def as_in(config: Any, name: str) -> Any:
+    """A field with `config.<name>`'s default, help, range and flag (RunConfig, OverlayConfig)."""
+    other = {f.name: f for f in fields(config)}[name]
+    return field(default=other.default, metadata=other.metadata)
 
 
 @dataclass
@@ -52,9 +62,49 @@ class BenchConfig:
         "--pipeline: latency (one request) or throughput (two in flight); auto: as `polyp-rt run` picks",
         choices=("auto", "latency", "throughput"),
     )
+    alert_min_frames: int = as_in(OverlayConfig, "alert_min_frames")
+    alert_hold: int = as_in(OverlayConfig, "alert_hold")
 
 
 @dataclass
 class InfoConfig:
     model: Path | None = option(None, "also describe this model file", metavar="M")
     json: bool = option(False, "print one JSON object")
+
+
+@dataclass
+class EvalCommandConfig(EvalConfig):
+    """`polyp-rt eval`: `EvalConfig` (a model on a data set, or mask folders) and, with --video or
+    --record, a video scored as CADe systems are judged (cli/video_eval.py, docs/VIDEO_METRICS.md)."""
+
+    video: Path | None = option(
+        None,
+        "score a video as CADe systems are judged (lesions found, time to first detection, false alarms "
+        "per minute): run the pipeline over it headless and compare with --truth DIR",
+        metavar="CLIP",
+    )
+    record: Path | None = option(
+        None,
+        "score a `polyp-rt batch` video's frames.jsonl (or its folder) against --truth DIR without "
+        "running the model again",
+        metavar="FILE",
+    )
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alert_min_frames: int = as_in(OverlayConfig, "alert_min_frames")
+    alert_hold: int = as_in(OverlayConfig, "alert_hold")
+    min_area: float = as_in(OverlayConfig, "min_area")
+    threads: int | None = as_in(RunConfig, "threads")
+    gates: list[str] = option(
+        [],
+        "--video/--record: also score these alert gates, replayed over the masks, as MIN_FRAMES:HOLD",
+        nargs="+",
+        metavar="N:M",
+    )
+    plot: Path | None = option(
+        None,
+        "--video/--record: plot per-lesion sensitivity against false alarms per minute (.svg or .png)",
+        metavar="FILE",
+    )
+
+    def scores_a_video(self) -> bool:
+        return bool(self.video or self.record)

@@ -139,8 +139,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "polyp_rt.cli.commands:train_command",
     ),
     "eval": (
-        "score a model (or a folder of predicted masks) against ground truth",
-        "polyp_rt.train.config:EvalConfig",
+        "score a model (or a folder of predicted masks, or a video as CADe systems are judged) against ground truth",
+        "polyp_rt.cli.config:EvalCommandConfig",
         "polyp_rt.cli.commands:eval_command",
     ),
     "synth": (

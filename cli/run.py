@@ -118,7 +118,17 @@ def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outco
         r = extra["recording"]
         console.print(f"recording: {r['path']} ({r['frames']} frames, {r['codec']})")
     if "masks" in extra:
-        console.print(f"masks: {extra['masks']['folder']}/ ({extra['masks']['written']} PNG files)")
+        m = extra["masks"]
+        console.print(
+            f"masks: {m['folder']}/ ({m['written']} PNG files, the model's masks before the alert gate)"
+        )
+    gate = extra.get("alert_gate")
+    if gate and (gate["min_frames"], gate["hold"]) != (1, 0):
+        console.print(
+            f"alert gate {gate['min_frames']}:{gate['hold']}: of {gate['with_mask']} frames with a mask, "
+            f"{gate['held_back']} had a region held back (not yet persisted); {gate['drawn']} frames drew "
+            f"something, {gate['held_over']} of them a region the mask had lost"
+        )
     if config.stats_json:
         write_stats(config, outcome, summary, stats_document(config, extra), title)
 

@@ -72,6 +72,9 @@ def out_of_range(config: Any) -> str | None:
                 return problem
             continue
         valid = f.metadata.get("range")
-        if valid is not None and value is not None and not valid.contains(float(value)):
-            return f"{flag_name(f)} {value}: must be {valid.describe()}"
+        if valid is None or value is None:
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:  # nargs: each value
+            if not valid.contains(float(item)):
+                return f"{flag_name(f)} {item}: must be {valid.describe()}"
     return None

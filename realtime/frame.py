@@ -38,9 +38,12 @@ class Frame:
     t_capture_ns: int  # monotonic time the frame was captured
     rgb: np.ndarray  # uint8 HxWx3, RGB
     stamps: dict[Stamp, int] = field(default_factory=dict)  # monotonic ns each step finished
-    mask: np.ndarray | None = None  # uint8 HxW {0,1}; passthrough: the newest mask, or None (none drawn)
+    mask: np.ndarray | None = (
+        None  # uint8 HxW {0,1}, the model's, before the alert gate; passthrough: the newest mask, or None (none drawn)
+    )
     mask_from: int | None = None  # index of the frame the mask was computed from (synced: this one)
     mask_captured_ns: int | None = None  # that frame's capture time
+    alert: np.ndarray | None = None  # what of the mask is drawn (realtime/alert_gate.py); may be `mask`
     max_prob: float = 0.0  # highest polyp probability in the frame
     blended: np.ndarray | None = None  # RGB with the mask tint already applied (GPU path)
     outlined: bool = False  # GPU path: `blended` has the mask's outline drawn on it too
@@ -76,3 +79,9 @@ class Frame:
         if self.mask is None:
             return 0.0
         return float(np.count_nonzero(self.mask)) / self.mask.size
+
+    def alert_area(self) -> float:
+        """Fraction of the frame drawn (the mask after the alert gate; before `draw`, the mask's)."""
+        if self.alert is None or self.alert is self.mask:
+            return self.mask_area()
+        return float(np.count_nonzero(self.alert)) / self.alert.size

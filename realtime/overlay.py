@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from polyp_rt.core.errors import PolypRtError
+from polyp_rt.realtime.alert_gate import AlertGate
 from polyp_rt.realtime.config import OverlayConfig
 from polyp_rt.realtime.frame import Frame
 from polyp_rt.realtime.style import OverlayStyle, outline_width
@@ -96,6 +97,7 @@ class Overlay:
         self.config = config
         self.style = OverlayStyle.from_config(config)
         self.presence = PresenceIndicator(config.presence_on, config.presence_window, config.presence_off)
+        self.gate = AlertGate(config.alert_min_frames, config.alert_hold)
 
     def draw(self, frame: Frame, hud: Hud | None) -> None:
         """Set frame.polyp (the indicator after this frame) and, given a `hud`, frame.overlay (the
@@ -106,9 +108,13 @@ class Overlay:
         millisecond; its outline too was drawn there when `frame.outlined`. A frame without a mask
         (passthrough, none young enough) gets the HUD alone; the indicator counts it as clear.
         """
+        frame.alert = (
+            None if frame.mask is None else self.gate(frame.mask)
+        )  # the GPU's tint is of the whole mask: used only if all is drawn
         frame.polyp = self.presence.update(frame.mask_area() >= self.config.min_area)
         if hud is not None:
-            frame.overlay = self._picture(frame, frame.blended, hud, frame.polyp)
+            blended = frame.blended if frame.alert is frame.mask else None
+            frame.overlay = self._picture(frame, blended, hud, frame.polyp)
 
     def redraw(self, frame: Frame, hud: Hud) -> np.ndarray:
         """A drawn frame again with a new HUD (a status while no frame comes); the indicator stays."""
@@ -122,7 +128,8 @@ class Overlay:
     def _picture(
         self, frame: Frame, blended: np.ndarray | None, hud: Hud | None, present: bool
     ) -> np.ndarray:
-        rgb, mask, style = frame.rgb, frame.mask, self.style
+        rgb, style = frame.rgb, self.style
+        mask = frame.alert if frame.alert is not None else frame.mask
         if mask is None or not style.mask:
             out = rgb.copy()
         elif blended is not None:

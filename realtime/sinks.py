@@ -122,7 +122,9 @@ class MaskWriter(Sink):
         self.lock.release()
 
     def summary(self) -> dict[str, object]:
-        masks: dict[str, object] = {"folder": str(self.folder), "written": self.written}
+        # the model's masks, before the alert gate: what Dice scores; replaying the gate over them
+        # (polyp_rt.realtime.alert_gate) gives what was drawn
+        masks: dict[str, object] = {"folder": str(self.folder), "written": self.written, "gated": False}
         if self.shown is not None:
             masks["shown"] = str(self.shown)
         return {"masks": masks}

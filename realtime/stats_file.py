@@ -79,6 +79,8 @@ def run_facts(engine: Engine, pipeline: Pipeline, outcome: Outcome) -> dict[str,
         "pacing": pacing(pipeline),
         "engine": engine.describe(),
     }
+    gate = pipeline.overlay.gate
+    facts["alert_gate"] = {"min_frames": gate.min_frames, "hold": gate.hold, **asdict(gate.counts)}
     for sink in pipeline.sinks:
         facts.update(sink.summary())
     return facts

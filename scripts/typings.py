@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TYPINGS = ROOT / ".typings"
 STUB_DIST = "tensorrt-stubs"
 STUB_PACKAGES = ("tensorrt", "tensorrt_bindings")
-ROOMS = ("core", "engines", "train", "export", "realtime", "batch", "web", "cli")
+ROOMS = ("core", "engines", "train", "export", "realtime", "evaluation", "batch", "web", "cli")
 
 # (pattern, replacement) pairs for signature and attribute lines of the stubs.
 REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (

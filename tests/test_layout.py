@@ -9,20 +9,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = ("core", "engines", "train", "export", "realtime", "batch", "web", "cli")
+ROOMS = ("core", "engines", "train", "export", "realtime", "evaluation", "batch", "web", "cli")
 ALLOWED = {
     "core": set(),
     "engines": {"core"},
     "train": {"core", "engines"},
     "export": {"core", "engines", "train"},
     "realtime": {"core", "engines", "train"},
-    "batch": {"core", "engines", "realtime"},
+    "evaluation": {"core", "train"},
+    "batch": {"core", "engines", "realtime", "evaluation"},
     "web": {"core", "engines", "realtime", "train"},
     "cli": set(ROOMS),
 }
-# what the live loop (and the web views beside it) may use of train/: torch-free modules only (the
+# what the live loop, the video metrics and the web views may use of train/: torch-free modules only (the
 # light install has no torch)
-LIGHT = ("realtime", "web")
+LIGHT = ("realtime", "evaluation", "web")
 SCENES = ("clip", "config", "fields", "polyps", "render", "tissue")
 REALTIME_FROM_TRAIN = {
     "polyp_rt.train.scenes",

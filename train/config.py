@@ -177,11 +177,27 @@ class SynthConfig:
     height: int = option(
         480, "clip height (even: H.264 yuv420p; an odd one is rounded down)", low=8, high=8192
     )
-    from_images: Path | None = option(
-        None, "build the clip by panning over real image/mask pairs (Kvasir layout)", metavar="DIR"
+    from_images: list[Path] = option(
+        [],
+        "build the clip by panning over real image/mask pairs (Kvasir layout; several folders: one after "
+        "the other)",
+        nargs="+",
+        metavar="DIR",
+    )
+    pairs: str = option(
+        "all",
+        "--from-images: which pairs: all, polyp (a polyp in the mask) or empty (polyp-free frames)",
+        choices=("all", "polyp", "empty"),
     )
     seconds_per_image: float = option(
         2.0, "--from-images: seconds of pan and zoom over each image", low=0, low_open=True
+    )
+    gap_seconds: float = option(
+        0.0,
+        "--from-images: seconds of dark frames between two images (nothing seen on one carries over to "
+        "the next, as between two polyps)",
+        low=0,
+        high=3600,
     )
     seed: int = option(0, "random seed (same seed, same output)", low=0)
     overwrite: bool = option(

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from polyp_rt.core.errors import InputFileError
+from polyp_rt.core.errors import DataError, InputFileError
 from polyp_rt.core.locks import check_free, held_folder
 from polyp_rt.core.paths import Place, check_new, check_paths, check_writable, make_folder
 from polyp_rt.train.config import SynthConfig
@@ -41,7 +41,11 @@ def check_synth_outputs(config: SynthConfig) -> None:
     cannot be written, or an earlier data set or clip there without --overwrite."""
     inputs = []
     if config.from_images:
-        inputs = [Place(f"--from-images {sub}/", config.from_images / sub, folder=True) for sub in OWN_NAMES]
+        inputs = [
+            Place(f"--from-images {folder}/{sub}/", folder / sub, folder=True)
+            for folder in config.from_images
+            for sub in OWN_NAMES
+        ]
     if config.out:
         check_writable(Place("--out", config.out, folder=True))
         outputs = [Place(f"--out {sub}/", config.out / sub, folder=True) for sub in OWN_NAMES]
@@ -117,34 +121,54 @@ def _write_pairs(
             progress(1)
 
 
+PAIR_CHOICES = ("all", "polyp", "empty")  # which pairs a PanZoomClip takes: all, with a polyp, without
+DARK = 8  # the grey level of the frames between two stills
+PAIR_WORDS = {"polyp": "with a polyp in the mask", "empty": "with an empty mask (polyp-free)"}
+
+
 class PanZoomClip:
     """A video made from real image/mask pairs: a few seconds of smooth pan and zoom each.
 
-    `image_dir` is in the Kvasir layout (DIR/images/NAME.* with DIR/masks/NAME.*). Each
-    pair, in sorted order, fills `seconds_per_image` of frames of width x height: the image
-    is scaled to cover the frame, then panned and zoomed (up to 1.35x) along a path seeded
-    by (seed, pair). The mask moves with it (nearest neighbour, binarised at 128).
+    `image_dir` is in the Kvasir layout (DIR/images/NAME.* with DIR/masks/NAME.*), or a list
+    of such folders, taken one after the other. Each pair, in sorted order, fills
+    `seconds_per_image` of frames of width x height: the image is scaled to cover the frame,
+    then panned and zoomed (up to 1.35x) along a path seeded by (seed, pair). The mask moves
+    with it (nearest neighbour, binarised at 128). `pairs` keeps all of them, only those
+    whose mask shows a polyp ("polyp"), or only the polyp-free ones ("empty"). `gap_seconds`
+    of dark frames (no polyp) separate two stills: the view lost, so that nothing seen on
+    one still carries over to the next, as between two polyps of a real withdrawal.
     """
 
     def __init__(
         self,
-        image_dir: str | Path,
+        image_dir: str | Path | Sequence[str | Path],
         width: int,
         height: int,
         seed: int = 0,
         fps: float = 30.0,
         seconds_per_image: float = 2.0,
+        pairs: str = "all",
+        gap_seconds: float = 0.0,
     ) -> None:
         self.width, self.height = size_wh((width, height))
-        if fps <= 0 or seconds_per_image <= 0:
-            raise ValueError("fps and seconds_per_image must be positive")
+        if fps <= 0 or seconds_per_image <= 0 or gap_seconds < 0:
+            raise ValueError("fps and seconds_per_image must be positive, gap_seconds not negative")
+        if pairs not in PAIR_CHOICES:
+            raise ValueError(f"pairs must be one of {', '.join(PAIR_CHOICES)}, got {pairs!r}")
         self.seed, self.fps = int(seed), float(fps)
-        self.pairs: list[Pair] = scan_folder(Path(image_dir)).pairs
+        folders = [image_dir] if isinstance(image_dir, str | Path) else list(image_dir)
+        found = [pair for folder in folders for pair in scan_folder(Path(folder)).pairs]
+        if pairs != "all":
+            found = [p for p in found if bool(read_mask(p.mask).any()) == (pairs == "polyp")]
+            if not found:
+                raise DataError(f"{', '.join(map(str, folders))}: no image/mask pairs {PAIR_WORDS[pairs]}")
+        self.pairs: list[Pair] = found
         self.frames_per_image = max(1, round(seconds_per_image * fps))
+        self.period = self.frames_per_image + round(gap_seconds * fps)  # frames from one still to the next
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self.pairs) * self.frames_per_image
+        return len(self.pairs) * self.period - (self.period - self.frames_per_image)
 
     def _pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in self._cache:
@@ -156,7 +180,7 @@ class PanZoomClip:
 
     def _matrix(self, index: int) -> np.ndarray:
         """The 2x3 frame-to-image map of frame `index` (for cv2.WARP_INVERSE_MAP)."""
-        k, t = divmod(index, self.frames_per_image)
+        k, t = divmod(index, self.period)
         h_img, w_img = self._pair(k)[1].shape
         rng = np.random.default_rng([self.seed, k])
         z0, z1 = rng.uniform(1.0, 1.35, 2)
@@ -175,7 +199,11 @@ class PanZoomClip:
         """Frame `index`: (RGB uint8 HxWx3, mask uint8 HxW in {0, 255})."""
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is outside 0..{len(self) - 1}")
-        image, mask = self._pair(index // self.frames_per_image)
+        if index % self.period >= self.frames_per_image:  # between two stills
+            return np.full((self.height, self.width, 3), DARK, np.uint8), np.zeros(
+                (self.height, self.width), np.uint8
+            )
+        image, mask = self._pair(index // self.period)
         m = self._matrix(index)
         w, h = self.width, self.height
         img = warp(image, m, w, h, cv2.INTER_LINEAR)

@@ -87,7 +87,7 @@ def test_torch_stage_draws_the_outline_and_the_overlay_leaves_it(tiny_run):
     edge = outline_band(mask.bool(), outline_width(240)).numpy()
     assert (frame.blended[edge] == (0, 255, 0)).all()
     before = frame.blended.copy()
-    overlay = Overlay(OverlayConfig(hud=False))
+    overlay = Overlay(OverlayConfig(hud=False, alert_min_frames=1, alert_hold=0))  # every mask drawn
     overlay.draw(frame, Hud())
     assert frame.overlay is frame.blended and np.array_equal(frame.overlay, before)  # no second outline
     overlay.style.mask = False  # the outline was drawn on the tinted picture: the plain one gets its own

@@ -41,7 +41,7 @@ def test_outlines_of_a_full_hd_mask_lie_on_its_edge():
 def test_draw_uses_the_gpu_tint_in_place_and_honours_the_toggles():
     rgb = np.full((240, 320, 3), 90, np.uint8)
     mask = disc_mask(240, 320, (160, 120), 40)
-    overlay = Overlay(OverlayConfig(hud=False))
+    overlay = Overlay(OverlayConfig(hud=False, alert_min_frames=1, alert_hold=0))  # every mask drawn
     blended = tint(rgb, mask, overlay.style.color, 0.4)
     frame = Frame(0, 0.0, now_ns(), rgb, mask=mask, blended=blended)
     overlay.draw(frame, Hud())

@@ -245,3 +245,32 @@ def test_pan_zoom_over_real_kvasir(shared_data: Path) -> None:
         assert img.shape == (128, 160, 3) and _binary(mask)
         seen += bool(mask.any())
     assert seen > 0
+
+
+def test_pan_zoom_takes_several_folders_and_picks_polyp_or_empty_pairs(tmp_path: Path) -> None:
+    a = _kvasir_folder(tmp_path / "a", [(120, 90), (90, 120)])
+    b = _kvasir_folder(tmp_path / "b", [(100, 100)])
+    cv2.imwrite(str(b / "masks" / "img0.png"), np.zeros((100, 100), np.uint8))  # polyp-free
+    clip = PanZoomClip([a, b], 64, 48, fps=5.0, seconds_per_image=1.0)
+    assert [p.image.parent.parent.name for p in clip.pairs] == ["a", "a", "b"] and len(clip) == 15
+    assert [p.image.parent.parent.name for p in PanZoomClip([a, b], 64, 48, pairs="polyp").pairs] == [
+        "a",
+        "a",
+    ]
+    empty = PanZoomClip([a, b], 64, 48, pairs="empty")
+    assert [p.image for p in empty.pairs] == [b / "images" / "img0.png"]
+    assert not any(mask.any() for _, mask in empty.frames())
+    with pytest.raises(DataError, match="no image/mask pairs with an empty mask"):
+        PanZoomClip(a, 64, 48, pairs="empty")
+
+
+def test_pan_zoom_with_dark_gaps_between_the_stills(tmp_path: Path) -> None:
+    folder = _kvasir_folder(tmp_path / "k", [(120, 90), (90, 120)])
+    clip = PanZoomClip(folder, 64, 48, fps=5.0, seconds_per_image=1.0, gap_seconds=0.4)
+    assert (clip.period, len(clip)) == (7, 12)  # 5 frames, 2 dark, 5 frames
+    plain = PanZoomClip(folder, 64, 48, fps=5.0, seconds_per_image=1.0)
+    for i, j in [(0, 0), (4, 4), (7, 5), (11, 9)]:
+        assert np.array_equal(clip.frame(i)[0], plain.frame(j)[0])
+    for i in (5, 6):
+        img, mask = clip.frame(i)
+        assert img.max() < 20 and not mask.any()
