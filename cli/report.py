@@ -79,8 +79,11 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
         )
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
     skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
-    table.caption = (
+    caption = (
         f"{summary['frames_in']} frames in, {summary['frames_processed']} processed, {summary['fps']:.1f} fps "
         f"over {summary['seconds']:.1f} s · dropped: {dropped} · skipped input: {skipped}"
     )
+    if summary.get("damage"):  # a warning was logged too; this is where the run is summed up
+        caption += "\n" + escape(f"damaged input: {printable(summary['damage'])}")
+    table.caption = caption
     return table

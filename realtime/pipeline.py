@@ -294,6 +294,7 @@ class Pipeline:
         in_flight = self.stats.frames_in - self.stats.frames_out - sum(dropped.values())
         self.stats.dropped = {**dropped, "at shutdown": max(0, in_flight)}
         self.stats.skipped = dict(self.source.skipped)
+        self.stats.damage = self.source.damage()
         self.stats.finish()
 
 
