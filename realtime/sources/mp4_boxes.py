@@ -50,6 +50,8 @@ def mp4_cut(path: Path) -> Cut | None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         end = os.fstat(fd).st_size
+        if _ends_on_its_index(fd, end):
+            return None
         at, fragmented = 0, False
         while at < end:
             head = os.pread(fd, 16, at)
@@ -73,3 +75,13 @@ def mp4_cut(path: Path) -> Cut | None:
         return None
     finally:
         os.close(fd)
+
+
+def _ends_on_its_index(fd: int, end: int) -> bool:
+    """Whether the file ends on a whole `mfra` index (its last 16 bytes, `mfro`, give its size):
+    a finalised fragmented MP4, known whole without walking its thousands of fragments."""
+    tail = os.pread(fd, 16, max(0, end - 16))
+    if len(tail) < 16 or tail[4:8] != b"mfro":
+        return False
+    size = struct.unpack(">I", tail[12:16])[0]
+    return 16 <= size <= end and os.pread(fd, 8, end - size)[4:8] == b"mfra"
