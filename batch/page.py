@@ -36,10 +36,11 @@ MISSING_LISTED = 20  # missing thumbnails named in the footer
 
 @dataclass(frozen=True)
 class Note:
-    """A piece of a card's detail line; `bad` ones are shown in red."""
+    """A piece of a card's detail line; `bad` ones are shown in red, `warn` ones in amber."""
 
     text: str
     bad: bool = False
+    warn: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class VideoView:
     kind: str
     input_path: str
     error: str
+    damage: str  # what was wrong with the input ("" where nothing was)
     facts: tuple[Fact, ...]
     timeline: Timeline | None
     thumbs: tuple[Thumb, ...]
@@ -128,6 +130,11 @@ class PageView:
     @property
     def failed(self) -> tuple[VideoView, ...]:
         return tuple(v for v in self.videos if v.kind == "failed")
+
+    @property
+    def damaged(self) -> tuple[VideoView, ...]:
+        """The videos whose input was damaged or cut short (processed now or in an earlier run)."""
+        return tuple(v for v in self.videos if v.damage and v.kind != "failed")
 
 
 def render_report_html(
@@ -199,7 +206,11 @@ def _cards(rows: Sequence[VideoRow], elapsed_s: float | None) -> tuple[Card, ...
     n_skipped = sum(r.kind == "skipped" for r in rows)
     video_s = sum(r.duration_s or 0.0 for r in rows if r.kind != "failed")
     polyp_s = sum(r.polyp_s for r in rows)
-    split = [Note(f"{sum(r.kind == 'ok' for r in rows)} ok"), Note(f"{n_failed} failed", bad=n_failed > 0)]
+    n_damaged = sum(r.kind == "damaged" for r in rows)
+    split = [Note(f"{sum(r.kind == 'ok' for r in rows)} ok")]
+    if n_damaged:
+        split.append(Note(f"{n_damaged} damaged", warn=True))
+    split.append(Note(f"{n_failed} failed", bad=n_failed > 0))
     if n_skipped:
         split.append(Note(f"{n_skipped} skipped"))
     with_eps = sum(1 for r in rows if r.episodes)
@@ -220,7 +231,7 @@ def _cards(rows: Sequence[VideoRow], elapsed_s: float | None) -> tuple[Card, ...
 
 def _throughput(rows: Sequence[VideoRow], elapsed_s: float | None) -> Card:
     """Of this run: the rows processed now (not the failed or skipped ones)."""
-    done = [r for r in rows if r.kind == "ok" and r.worker_s]
+    done = [r for r in rows if r.ran and r.worker_s]
     frames = sum(r.frames for r in done)
     worker_s = sum(r.worker_s or 0.0 for r in done)
     video_s = sum(r.duration_s or 0.0 for r in done)
@@ -248,6 +259,7 @@ def _video(index: int, row: VideoRow, out_dir: Path, missing: list[str]) -> Vide
         kind=row.kind,
         input_path=row.input_path,
         error=one_line(row.error) or "failed (no error message)",
+        damage=row.damage,
         facts=_facts(row),
         timeline=None if failed else _timeline(row),
         thumbs=() if failed else _thumbs(row, out_dir, missing),

@@ -2,12 +2,14 @@
 times both the page (batch/page.py) and the closing table use.
 
 A row (`VideoRow`) says what became of one video: its name and input path, status (``ok``,
-``failed`` or ``skipped: <reason>``, e.g. ``skipped: unchanged``), duration, frames, the throughput
-its worker achieved (frames/s and × real time), a one-line error, and, where it was processed, its episodes with the path of
-each episode's peak-frame thumbnail relative to the output folder (by convention
-``<video>/peaks/<peak frame, 6 digits>.jpg``, see `peak_thumbnail_path`).
+``damaged``, ``failed`` or ``skipped: <reason>``, e.g. ``skipped: unchanged``), duration, frames, the
+throughput its worker achieved (frames/s and × real time), a one-line error, what was wrong with the input (``damage``: a file
+cut short or with frames that did not decode; its status is then ``damaged``, and its results hold
+the frames that could be read; a rerun that skips it keeps the damage), and, where it was
+processed, its episodes with the path of each episode's peak-frame thumbnail relative to the output
+folder (by convention ``<video>/peaks/<peak frame, 6 digits>.jpg``, see `peak_thumbnail_path`).
 
-Every text a row holds (name, input, status, error) is printable (`core.names.printable`), so a
+Every text a row holds (name, input, status, error, damage) is printable (`core.names.printable`), so a
 file name that is not UTF-8, or holds terminal control characters, comes out escaped in the CSV,
 the page and the terminal alike. A CSV cell that a spreadsheet would take for a formula (it starts
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, OWASP's list) is written with a
@@ -32,6 +34,7 @@ from polyp_rt.core.names import printable
 from .episodes import Episode
 
 STATUS_OK = "ok"
+STATUS_DAMAGED = "damaged"  # processed, but the input was damaged or cut short
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped: unchanged"
 
@@ -39,6 +42,7 @@ CSV_COLUMNS = (
     "video",
     "input",
     "status",
+    "damage",
     "duration_s",
     "frames",
     "fps_achieved",
@@ -79,6 +83,7 @@ class VideoRow:
     frames: int = 0
     fps_achieved: float | None = None
     error: str = ""
+    damage: str = ""  # what was wrong with the input (stats' `damage`), one line
     episodes: list[Episode] = field(default_factory=list)
     thumbnails: list[str | None] = field(default_factory=list)
 
@@ -86,7 +91,7 @@ class VideoRow:
         if self.kind == "other":
             raise ValueError(
                 f"video {self.name!r}: status {self.status!r} is not one of "
-                f"'ok', 'failed', 'skipped' or 'skipped: <reason>'"
+                f"'ok', 'damaged', 'failed', 'skipped' or 'skipped: <reason>'"
             )
         self.episodes = list(self.episodes)
         self.thumbnails = list(self.thumbnails)
@@ -94,6 +99,7 @@ class VideoRow:
             self.thumbnails = [peak_thumbnail_path(self.name, e.peak_frame) for e in self.episodes]
         self.name, self.input_path = printable(self.name), printable(self.input_path)
         self.status, self.error = printable(self.status), one_line(self.error)
+        self.damage = one_line(self.damage)
         if len(self.thumbnails) != len(self.episodes):
             raise ValueError(
                 f"video {self.name!r}: {len(self.thumbnails)} thumbnails for {len(self.episodes)} episodes"
@@ -101,19 +107,24 @@ class VideoRow:
 
     @property
     def kind(self) -> str:
-        """``ok``, ``failed``, ``skipped`` (any ``skipped: ...`` status), else ``other``."""
+        """``ok``, ``damaged``, ``failed``, ``skipped`` (any ``skipped: ...`` status), else ``other``."""
         status = self.status.strip().lower()
-        if status in (STATUS_OK, STATUS_FAILED):
+        if status in (STATUS_OK, STATUS_DAMAGED, STATUS_FAILED):
             return status
         if status == "skipped" or status.startswith("skipped:"):
             return "skipped"
         return "other"
 
     @property
+    def ran(self) -> bool:
+        """Whether the video went through the pipeline in this run (``ok`` or ``damaged``)."""
+        return self.kind in (STATUS_OK, STATUS_DAMAGED)
+
+    @property
     def processed(self) -> bool:
         """Whether the video went through the pipeline (now or before): not failed, not an input
         skipped unopened (its duration unknown)."""
-        return self.kind != "failed" and (self.kind == "ok" or self.duration_s is not None)
+        return self.kind != "failed" and (self.ran or self.duration_s is not None)
 
     @property
     def episode_count(self) -> int:
@@ -155,6 +166,7 @@ class VideoRow:
             "thumbnails": list(self.thumbnails),
             "polyp_s": self.polyp_s,
             "error": one_line(self.error),
+            "damage": self.damage,
         }
 
     @classmethod
@@ -168,6 +180,7 @@ class VideoRow:
             frames=int(data.get("frames") or 0),
             fps_achieved=None if data.get("fps_achieved") is None else float(data["fps_achieved"]),
             error=str(data.get("error") or ""),
+            damage=str(data.get("damage") or ""),
             episodes=[
                 e if isinstance(e, Episode) else Episode.from_dict(e) for e in data.get("episodes") or []
             ],
@@ -208,6 +221,7 @@ def write_summary_csv(rows: Iterable[VideoRow | Mapping[str, Any]], path: str | 
                 csv_text(row.name),
                 csv_text(row.input_path),
                 csv_text(row.status),
+                csv_text(row.damage),
                 _num(row.duration_s, 3),
                 row.frames,
                 _num(row.fps_achieved, 2),

@@ -37,7 +37,7 @@ from polyp_rt.batch.config import BatchConfig
 from polyp_rt.batch.events import Event
 from polyp_rt.batch.inputs import Refused, Video, collect, name_videos
 from polyp_rt.batch.manifest import Manifest, settings_of
-from polyp_rt.batch.report import STATUS_OK, STATUS_SKIPPED, VideoRow
+from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow
 from polyp_rt.batch.worker import VideoJob, VideoResult, read_episodes
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.options import out_of_range
@@ -204,7 +204,7 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
 def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
     row = _commit(outcome, plan)
     plan.rows[row.name] = row
-    if row.kind == "ok":
+    if row.ran:
         result.frames += row.frames
         result.video_s += row.duration_s or 0.0
     if outcome.internal:
@@ -325,7 +325,7 @@ def _result_of(ray: ModuleType, ref: Any, job: VideoJob) -> VideoResult:
 def _commit(outcome: VideoResult, plan: Plan) -> VideoRow:
     """Move a finished video's work folder into place and record it; the video's summary row."""
     row = outcome.row
-    if row.status != STATUS_OK:
+    if not row.ran:
         return row
     assert outcome.work_dir is not None and outcome.fingerprint is not None
     work, final = outcome.work_dir, plan.out / row.name
@@ -343,6 +343,7 @@ def _commit(outcome: VideoResult, plan: Plan) -> VideoRow:
         "fps_achieved": row.fps_achieved,
         "attempt": outcome.attempt,
         "model": outcome.model,
+        "damage": row.damage or None,
     }
     plan.manifest.record(row.name, plan.todo[row.name].path, outcome.fingerprint, plan.settings, figures)
     return row
@@ -363,6 +364,7 @@ def _skipped_row(video: Video, entry: dict[str, Any], out: Path) -> VideoRow | N
             "duration_s": data.get("duration_s"),
             "frames": data.get("frames"),
             "fps_achieved": entry.get("fps_achieved"),
+            "damage": data.get("damage"),
             "episodes": data.get("episodes") or [],
             "thumbnails": [
                 f"{video.name}/{e['thumbnail']}" if e.get("thumbnail") else None

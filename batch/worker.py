@@ -6,7 +6,9 @@ a work folder of its own, `DIR/.work/<name>.attempt<N>/`: `frames.jsonl`, `peaks
 `episodes.json`, `stats.json`, and `annotated.mp4` / `masks/` when asked, with `worker.pid`
 (process id and host) for an operator. It returns what became of the video; the driver moves the
 folder into place, so a result folder is only ever a complete one. A bad video (not found,
-unreadable, not a video) is a result with its one-line error, not an exception.
+unreadable, not a video) is a result with its one-line error, not an exception; a video that plays
+but is damaged or cut short is a result with status ``damaged`` and what was wrong (the stats'
+`damage`, also kept in `episodes.json` for a rerun).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from polyp_rt.batch.events import DONE, FRAMES, STARTED, Event
 from polyp_rt.batch.manifest import Fingerprint
-from polyp_rt.batch.report import STATUS_FAILED, STATUS_OK, VideoRow, one_line, peak_thumbnail_path
+from polyp_rt.batch.report import (
+    STATUS_DAMAGED,
+    STATUS_FAILED,
+    STATUS_OK,
+    VideoRow,
+    one_line,
+    peak_thumbnail_path,
+)
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.files import strict, write_json
 from polyp_rt.core.names import printable
@@ -113,7 +122,7 @@ def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> 
         log.exception("%s: internal error", printable(job.input))
         error = f"internal error: {type(exc).__name__}: {exc}"
         result = VideoResult.failed(job, error, internal=True, **facts)
-    if result.row.status != STATUS_OK:
+    if not result.row.ran:
         shutil.rmtree(work, ignore_errors=True)
     else:
         (work / "worker.pid").unlink()  # it says who is working on it; stats.json says who did
@@ -160,14 +169,15 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
         final = job.work_root.parent / job.name
         document = _moved(strict(stats_document(config, facts)), str(work), str(final))
         write_stats_json(work / "stats.json", summary, document)
-    row = _write_episodes(job, work, sink, source.fps, summary["fps"])
+    row = _write_episodes(job, work, sink, source.fps, summary["fps"], summary["damage"])
     return VideoResult(row, attempt, str(job.run.model), work, fingerprint)
 
 
 def _write_episodes(
-    job: VideoJob, work: Path, sink: FrameRecordSink, fps: float, fps_achieved: float
+    job: VideoJob, work: Path, sink: FrameRecordSink, fps: float, fps_achieved: float, damage: str | None
 ) -> VideoRow:
-    """`episodes.json` of a finished video; its summary row."""
+    """`episodes.json` of a finished video; its summary row (``damaged`` where `damage` says what
+    was wrong with the input)."""
     tracker = sink.tracker
     episodes = [{**e.to_dict(), "thumbnail": sink.thumbnails.get(e.peak_frame)} for e in tracker.episodes]
     write_json(
@@ -179,13 +189,15 @@ def _write_episodes(
             "fps": fps,
             "duration_s": tracker.duration_s,
             "polyp_s": tracker.polyp_s,
+            "damage": damage,
             "episodes": episodes,
         },
     )
     return VideoRow(
         job.name,
         str(job.input),
-        status=STATUS_OK,
+        status=STATUS_DAMAGED if damage else STATUS_OK,
+        damage=damage or "",
         duration_s=tracker.duration_s,
         frames=sink.frames,
         fps_achieved=fps_achieved,

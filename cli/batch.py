@@ -24,6 +24,7 @@ from polyp_rt.core.progress import progress_bar
 
 TABLE_ROWS = 40  # videos listed in the closing table; summary.csv has them all
 ERROR_CHARS = 100  # of an error in the table; summary.csv and report.html have it whole
+ROW_STYLES = {"failed": "red", "damaged": "yellow", "skipped": "dim"}
 
 
 def batch_command(config: BatchConfig) -> int:
@@ -73,7 +74,7 @@ class ProgressBars(Watcher):
     def finished(self, row: VideoRow) -> None:
         if self.videos is not None:
             self.progress.advance(self.videos)
-        if row.kind == "ok":
+        if row.ran:
             self.expected[row.name] = row.frames
             self.done[row.name] = (self.done.get(row.name, (1, 0))[0], row.frames)
         else:
@@ -100,7 +101,7 @@ def closing_table(result: BatchResult) -> Table:
     table.add_column("status", min_width=7)
     for column in ("frames", "duration", "frames/s", "× real time", "episodes", "polyp time"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("error", max_width=40)
+    table.add_column("error or damage", max_width=40)
     shown = [r for r in result.rows if r.kind == "failed"]
     shown += [r for r in result.rows if r.kind != "failed"][: max(0, TABLE_ROWS - len(shown))]
     for row in sorted(shown, key=result.rows.index):
@@ -114,10 +115,11 @@ def closing_table(result: BatchResult) -> Table:
             f"{row.x_realtime:.1f}×" if row.x_realtime else "",
             "" if unknown else str(row.episode_count),
             "" if unknown else fmt_span(row.polyp_s),
-            Text(one_line(row.error, ERROR_CHARS)),
-            style="red" if row.kind == "failed" else ("dim" if row.kind == "skipped" else None),
+            Text(one_line(row.error or row.damage, ERROR_CHARS)),
+            style=ROW_STYLES.get(row.kind),
         )
-    counts = f"{result.count('ok')} ok, {result.count('failed')} failed, {result.count('skipped')} skipped"
+    damaged = f", {result.count('damaged')} damaged" if result.count("damaged") else ""
+    counts = f"{result.count('ok')} ok{damaged}, {result.count('failed')} failed, {result.count('skipped')} skipped"
     more = len(result.rows) - len(shown)
     speed = ""
     if result.frames and result.elapsed_s > 0:

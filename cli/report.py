@@ -127,4 +127,6 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
             "for those ahead of it (back-pressure, not latency): latency runs from the inference "
             "thread taking the frame to its picture drawn"
         )
+    if summary.get("damage"):  # a warning was logged too; this is where the run is summed up
+        table.caption += "\n" + escape(f"damaged input: {printable(summary['damage'])}")
     return table

@@ -107,6 +107,8 @@ def report(config: RunConfig, engine: Engine, pipeline: Pipeline, outcome: Outco
     """The closing table, what each sink wrote, and the stats JSON with its histogram."""
     summary = outcome.stats.summary()
     title = f"{pipeline.source.description} · {engine.label} · {pipeline.modes.describe()} · {outcome.reason}"
+    if summary["damage"]:
+        title += " · damaged input"
     console.print(stats_table(summary, title, flat_out=pacing(pipeline) == AS_FAST_AS_POSSIBLE))
     extra: dict[str, Any] = run_facts(engine, pipeline, outcome)
     if "truth" in extra:

@@ -384,6 +384,7 @@ class Pipeline:
         self.stats.dropped = {**dropped, "at shutdown": max(0, in_flight)}
         self.stats.skipped = dict(self.source.skipped)
         self.stats.nonfinite_frames = self.stage.nonfinite_frames
+        self.stats.damage = self.source.damage()
         self.stats.finish()
 
 

@@ -77,6 +77,7 @@ class LatencyStats:
     dropped: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # bad input the source stepped over
     nonfinite_frames: int = 0  # frames whose logits held NaN or infinity (the stage counts them)
+    damage: str | None = None  # what was wrong with the input, in one line (Source.damage)
     events: list[str] = field(default_factory=list)  # reconnects and the like, for the log and JSON
     gpu_samples: dict[str, array[float]] = field(  # GPU frame path: CUDA-event ms per step
         default_factory=lambda: {step: array("d") for step in GPU_STEPS}
@@ -157,6 +158,7 @@ class LatencyStats:
                 "dropped_total": sum(self.dropped.values()),
                 "skipped": dict(self.skipped),
                 "nonfinite_frames": self.nonfinite_frames,
+                "damage": self.damage,
                 "seconds": seconds,
                 "fps": self.frames_out / seconds if seconds > 0 else 0.0,
                 "stages_ms": stages,

@@ -96,6 +96,13 @@ class Source(ABC):
         """Count one piece of bad input stepped over (the stats report `skipped` by reason)."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
+    def damage(self) -> str | None:
+        """What was wrong with the input, in one line, as far as it was read; None where nothing
+        was (the stats' `damage`, the batch's `damaged` status). Here: what was stepped over."""
+        if not self.skipped:
+            return None
+        return ", ".join(f"{count} {reason}" for reason, count in self.skipped.items()) + " skipped"
+
     @abstractmethod
     def close(self) -> None:
         """Release the device, file or connection; `open()` may follow (a reconnect)."""

@@ -15,9 +15,12 @@ import numpy as np
 from polyp_rt.core.errors import InputFileError, SourceError
 from polyp_rt.realtime.config import SOURCE_FORMS, CaptureConfig
 from polyp_rt.realtime.sources.base import Source
+from polyp_rt.realtime.sources.mp4_boxes import Cut, mp4_cut
 from polyp_rt.realtime.threads import thread_plan
 
 log = logging.getLogger(__name__)
+
+CORRUPT, MISSING = "corrupt packets", "frames missing (file damaged or cut short)"
 
 
 def display_turns(frame: Any, name: str) -> int:
@@ -61,7 +64,9 @@ class VideoFileSource(Source):
     """A video file, decoded by PyAV with threaded decoding; pts kept; corrupt packets counted.
 
     A file that delivers fewer frames than its header announces (cut short, or damage
-    the demuxer skipped over) plays what it has; the missing frames are counted and logged.
+    the demuxer skipped over) plays what it has; the missing frames are counted. An MP4 that ends
+    inside a box holding frames was cut (the one sign a fragmented MP4 gives). At the end of the
+    file `damage()` says in one line what was wrong, and it is logged once.
     A display matrix (rotation metadata) is applied, so frames are upright as players show them.
     """
 
@@ -81,6 +86,8 @@ class VideoFileSource(Source):
         self._first_pts: float | None = None
         self._last_pts: float | None = None
         self._steps = self._regular_steps = 0  # frame-to-frame steps; those of one nominal period
+        self._cut: Cut | None = None  # the MP4 box the file ends inside, where it was cut
+        self._announced = 0  # the frames the file announces, where some are missing
 
     def _open(self) -> None:
         import av
@@ -104,6 +111,7 @@ class VideoFileSource(Source):
             container.close()
             raise SourceError(f"{self.path}: has no video stream")
         stream = container.streams.video[0]
+        self._cut = self._mp4_cut(container)
         thread_plan().set_decoder(stream, live=False)
         self._container, self._stream = container, stream
         self.fps = float(stream.average_rate or stream.guessed_rate or 30.0)
@@ -164,29 +172,54 @@ class VideoFileSource(Source):
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
-                self.skip("corrupt packets")
+                self.skip(CORRUPT)
                 continue
             yield from frames
             decoded += len(frames)
         self._stream_ended(decoded)
 
+    def _mp4_cut(self, container: Any) -> Cut | None:
+        if "mp4" not in container.format.name.split(","):
+            return None
+        try:
+            return mp4_cut(self.path)
+        except OSError:  # FFmpeg opened it a moment ago: nothing to add to what it reads
+            return None
+
     def _stream_ended(self, decoded: int) -> None:
-        """At the end of the file: count what a cut-short or damaged file did not deliver."""
+        """At the end of the file: count what a cut-short or damaged file did not deliver; say it once."""
         if decoded == 0:
             return  # not a damaged video but none at all: open() says so
         if self._ended_by is not None:
             self.skip("unreadable container data")
-            log.warning("%s: stopped reading at damaged data (%s)", self.name, self._ended_by)
         expected = self._frames_announced(decoded)
-        missing = expected - decoded - self.skipped.get("corrupt packets", 0)
+        missing = expected - decoded - self.skipped.get(CORRUPT, 0)
         if missing > max(self.SHORT_FRAMES, self.SHORT_FRACTION * expected):
-            self.skipped["frames missing (file damaged or cut short)"] = missing
+            self.skipped[MISSING] = missing
+            self._announced = expected
+        damage = self.damage()
+        if damage:
             log.warning(
-                "%s: %d of the %d frames its header announces could not be read (damaged or cut short)",
+                "%s: damaged input: %s; the results hold the %d frames that could be read",
                 self.name,
-                missing,
-                expected,
+                damage,
+                decoded,
             )
+
+    def damage(self) -> str | None:
+        """What was wrong with the file, in one line (None: nothing), as far as it was read: where
+        it was cut, the frames it announces but does not hold, packets that did not decode."""
+        found = [self._cut.describe()] if self._cut is not None else []
+        if self.skipped.get(MISSING):
+            found.append(
+                f"{self.skipped[MISSING]} of the {self._announced} frames the file announces are missing"
+            )
+        if self.skipped.get(CORRUPT):
+            found.append(f"{self.skipped[CORRUPT]} corrupt packet(s) skipped")
+        if self._ended_by is not None:
+            reason = getattr(self._ended_by, "strerror", None) or type(self._ended_by).__name__
+            found.append(f"reading stopped at damaged data ({reason})")
+        return "; ".join(found) or None
 
     def _frames_announced(self, decoded: int) -> int:
         """The frames the file should hold: MP4's sample count, else its duration at the frame rate,
