@@ -289,11 +289,31 @@ def model_file(path: str | Path, kind: str = "model file") -> Path:
 
 
 def write_onnx_contract(proto: Any, contract: ModelContract) -> None:
-    """Store `contract` in an onnx.ModelProto's metadata_props (replacing what is there): the one writer."""
+    """Store `contract` in an onnx.ModelProto's metadata_props (replacing what is there): the one
+    writer. The exporter's per-node notes go (its stack traces name the files of the machine that
+    exported the model), so a model file says nothing of where it was made."""
     del proto.metadata_props[:]
     for key, value in contract.to_metadata().items():
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "polyp-rt"
+    proto.doc_string = ""
+    _drop_node_notes(proto.graph)
+    for function in proto.functions:
+        for node in function.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+
+
+def _drop_node_notes(graph: Any) -> None:
+    graph.doc_string = ""
+    for node in graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+        for attribute in node.attribute:
+            for sub in [attribute.g] if attribute.HasField("g") else []:
+                _drop_node_notes(sub)
+            for sub in attribute.graphs:
+                _drop_node_notes(sub)
 
 
 def contract_from_onnx(path: Path) -> ModelContract:

@@ -228,6 +228,8 @@ class LiveFeed:
 class LiveSink(Sink):
     """A plain video sink: every frame the pipeline shows goes to the live view's feed."""
 
+    needs_picture = True  # browsers are shown the annotated picture, even in a headless run
+
     def __init__(self, feed: LiveFeed) -> None:
         self.feed = feed
 

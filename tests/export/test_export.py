@@ -1,4 +1,5 @@
 import json
+import sys
 
 import onnx
 import pytest
@@ -18,6 +19,14 @@ def test_onnx_carries_the_contract(tiny_onnx, tiny_run):
     assert contract.checkpoint_sha256 == sha256_file(tiny_run / "best.pt")
     assert [i.name for i in proto.graph.input] == ["image"]
     assert [o.name for o in proto.graph.output] == ["logits"]
+
+
+def test_an_exported_model_names_no_file_of_the_machine_that_made_it(tiny_onnx):
+    # the torch exporter notes each node's Python stack trace, which names this checkout's files
+    data = tiny_onnx.read_bytes()
+    assert b'File "' not in data and sys.prefix.encode() not in data
+    proto = onnx.load(str(tiny_onnx))
+    assert all(len(node.metadata_props) == 0 for node in proto.graph.node)
 
 
 def test_export_then_eval_gives_the_checkpoints_dice(tiny_onnx, tiny_run, synthetic_data, capsys):
