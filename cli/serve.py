@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
-from pathlib import Path
 from types import FrameType
 
 from polyp_rt.cli.report import console
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.signals import EXIT_CODES, SignalWatch
-from polyp_rt.realtime.config import DEMO_MODEL, bundled_model_for
+from polyp_rt.realtime.config import model_to_run
 from polyp_rt.realtime.threads import thread_plan
 from polyp_rt.web.config import ServeConfig
 
@@ -34,9 +33,7 @@ def serve_command(config: ServeConfig) -> int:
     from polyp_rt.web.server import require_web, start_upload_page
 
     require_web()
-    model = Path(config.model)
-    if model == DEMO_MODEL:
-        model = bundled_model_for(config.backend, config.device)
+    model = model_to_run(config.model, config.backend, config.device)
     if not model.is_file():
         raise PolypRtError(f"{model}: model not found; pass --model with a .onnx, .engine or checkpoint .pt")
     with StopServing() as signals, ExitStack() as stack:

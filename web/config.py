@@ -15,7 +15,7 @@ from pathlib import Path
 
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.options import option
-from polyp_rt.realtime.config import DEMO_MODEL, OverlayConfig
+from polyp_rt.realtime.config import BUNDLED, OverlayConfig
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")  # served without a token unless one is given
@@ -79,7 +79,7 @@ class ServeConfig:
         DEFAULT_ADDRESS, f"where the upload page listens: {ADDRESS_HELP}", metavar="HOST:PORT"
     )
     token: str | None = option(None, TOKEN_HELP)
-    model: Path = option(DEMO_MODEL, "checkpoint, ONNX or TensorRT engine", metavar="M")
+    model: Path | None = option(None, f"checkpoint, ONNX or TensorRT engine {BUNDLED}", metavar="M")
     backend: str = option("auto", "inference backend (`polyp-rt info` lists them)")
     device: str | None = option(None, "cpu or cuda[:N] (default: the backend's GPU if it has one here)")
     threads: int | None = option(
