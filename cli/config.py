@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from polyp_rt.core.options import option
+from polyp_rt.core.options import as_in, option
 from polyp_rt.evaluation.config import MetricsConfig
 from polyp_rt.realtime.config import OverlayConfig, RunConfig
 from polyp_rt.train.config import EvalConfig
-
-
-def as_in(config: Any, name: str) -> Any:
-    """A field with `config.<name>`'s default, help, range and flag (RunConfig, OverlayConfig)."""
-    other = {f.name: f for f in fields(config)}[name]
-    return field(default=other.default, metadata=other.metadata)
 
 
 @dataclass

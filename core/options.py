@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -35,6 +35,13 @@ class Range:
                 f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
             )
         return low or high or "any number"
+
+
+def as_in(config: Any, name: str) -> Any:
+    """A field with `config.<name>`'s default, help, range and flag: one option declared once and
+    offered by several commands (RunConfig's backend for `serve`, OverlayConfig's gate for `bench`)."""
+    other = {f.name: f for f in fields(config)}[name]
+    return field(default=other.default, metadata=other.metadata)
 
 
 def option(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polyp_rt.core.errors import PolypRtError
-from polyp_rt.core.options import option
-from polyp_rt.realtime.config import BUNDLED, OverlayConfig
+from polyp_rt.core.options import as_in, option
+from polyp_rt.realtime.config import BUNDLED, OverlayConfig, RunConfig
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")  # served without a token unless one is given
@@ -80,14 +80,10 @@ class ServeConfig:
     )
     token: str | None = option(None, TOKEN_HELP)
     model: Path | None = option(None, f"checkpoint, ONNX or TensorRT engine {BUNDLED}", metavar="M")
-    backend: str = option("auto", "inference backend (`polyp-rt info` lists them)")
-    device: str | None = option(None, "cpu or cuda[:N] (default: the backend's GPU if it has one here)")
-    threads: int | None = option(
-        None, "inference threads of a CPU runtime (default: every core)", low=1, high=1024
-    )
-    threshold: float | None = option(
-        None, "sigmoid threshold (default: the model's own)", low=0.0, high=1.0, low_open=True, high_open=True
-    )
+    backend: str = as_in(RunConfig, "backend")
+    device: str | None = as_in(RunConfig, "device")
+    threads: int | None = as_in(RunConfig, "threads")
+    threshold: float | None = as_in(RunConfig, "threshold")
     max_upload_mb: float = option(
         50.0,
         "largest upload accepted, in MB (an image and its mask, or a clip)",
