@@ -104,7 +104,7 @@ def caption(rows: Sequence[VideoRow]) -> str:
     none = sum(1 for r in rows if not r.truth and r.kind != "failed")
     parts = [f"{scored} of {len(rows)} videos scored against their truth"]
     if refused:
-        parts.append(f"{refused} with a truth that does not fit (below)")
+        parts.append(f"{refused} with a truth that does not fit")
     if none:
         parts.append(f"{none} without a truth folder")
     return ", ".join(parts)

@@ -194,7 +194,7 @@ def _run_locked(
     plan.manifest.forget(list(plan.todo))
     result = BatchResult([], out)
     failure: BaseException | None = None
-    if plan.todo:
+    if plan.todo or plan.rescore:
         try:
             _process(config, plan, watcher, result)
         except Stopped as stop:

@@ -191,7 +191,10 @@ def test_a_changed_truth_is_scored_again_without_the_model(local_ray, archive, m
     assert summary(out)["scripted.mp4"]["status"] == "skipped: unchanged, scored again"
 
 
-def test_truths_that_do_not_fit_are_one_line_each_and_lose_nothing(local_ray, material, tmp_path, capsys):
+def test_truths_that_do_not_fit_are_one_line_each_and_lose_nothing(
+    local_ray, material, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "250")
     clip, masks, model = material
     videos, truth = tmp_path / "videos", tmp_path / "truth"
     videos.mkdir()
