@@ -65,13 +65,17 @@ class Scoring:
         for min_frames, hold in (self.gate, *self.gates):
             gate = AlertGate(min_frames, hold)
             if not gate.passes_all:
-                factories[gate.label] = lambda n=min_frames, m=hold: AlertGate(n, m)
+                factories[gate.label] = _factory(min_frames, hold)
         return factories
 
     def options(self) -> dict[str, Any]:
         """The scoring options, as the manifest keeps them."""
         options = {"min_area": self.min_area, "gate": list(self.gate), "gates": [list(g) for g in self.gates]}
         return json.loads(json.dumps({**options, **asdict(self.metrics)}))  # type: ignore[no-any-return]
+
+
+def _factory(min_frames: int, hold: int) -> GateFactory:
+    return lambda: AlertGate(min_frames, hold)
 
 
 @dataclass(frozen=True)

@@ -113,11 +113,18 @@ def test_batch_scores_each_video_and_the_archive(local_ray, archive, material, t
         "220.0",
         "0.000",
     )
-    assert (s["gated_frame_sensitivity"], s["gated_frame_specificity"]) == (f"{24 / 37:.4f}", f"{49 / 63:.4f}")
+    assert (s["gated_frame_sensitivity"], s["gated_frame_specificity"]) == (
+        f"{24 / 37:.4f}",
+        f"{49 / 63:.4f}",
+    )
     # the polyp-free truth: no lesion; S 13-32 (0.8 s) and F 86-98 of 0.5 s or more: 30 per minute;
     # 46 frames without an alert (Dice 1 each, 0 elsewhere); drawn: only S 15-32 (0.72 s), 61 clear
     assert (c["lesions"], c["found"], c["sensitivity"], c["first_detection_ms"]) == ("0", "0", "", "")
-    assert (c["false_alarms_per_min"], c["frame_sensitivity"], c["frame_specificity"]) == ("30.000", "", "0.4600")
+    assert (c["false_alarms_per_min"], c["frame_sensitivity"], c["frame_specificity"]) == (
+        "30.000",
+        "",
+        "0.4600",
+    )
     assert c["dice"] == "0.4600" and c["gated_dice"] == "0.6100"
     assert (c["gated_false_alarms_per_min"], c["gated_frame_specificity"]) == ("15.000", "0.6100")
     assert all(u[k] == "" for k in ("truth", "truth_error", "lesions", "found", "dice", "gated_dice"))
@@ -137,7 +144,10 @@ def test_batch_scores_each_video_and_the_archive(local_ray, archive, material, t
     assert stored["summary"]["scores"]["gate 3:0"]["lesions_found"] == 2
     assert len(list((out / "scripted.mp4" / "masks").glob("*.png"))) == FRAMES, "--truth keeps the masks"
     entry = json.loads((out / "manifest.json").read_text())["videos"]
-    assert len(entry["scripted.mp4"]["truth"]["truth"]["sha256"]) == 64 and entry["untruthed.mp4"]["truth"] is None
+    assert (
+        len(entry["scripted.mp4"]["truth"]["truth"]["sha256"]) == 64
+        and entry["untruthed.mp4"]["truth"] is None
+    )
 
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "CADe metrics" in page and page.count("<polyline") >= 4, "axes and a line per tau"
@@ -152,7 +162,12 @@ def check_in_chromium(page: Path, tmp_path: Path) -> None:
     profile.mkdir()
     command = [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
     command += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    command += [f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri()]
+    command += [
+        f"--user-data-dir={profile}",
+        f"--screenshot={shot}",
+        "--window-size=1280,1600",
+        page.as_uri(),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     image = cv2.imread(str(shot), cv2.IMREAD_COLOR)
@@ -236,7 +251,11 @@ def test_truths_that_do_not_fit_are_one_line_each_and_lose_nothing(
     assert fixed["status"] == "skipped: unchanged, scored again" and fixed["truth_error"] == ""
     assert (fixed["found"], fixed["frame_sensitivity"]) == ("2", f"{30 / 37:.4f}")
 
-    assert main(["batch", str(videos), "--out", str(tmp_path / "o2"), "--model", str(model)] + [
-        "--truth", str(tmp_path / "nowhere")
-    ]) == 2
+    assert (
+        main(
+            ["batch", str(videos), "--out", str(tmp_path / "o2"), "--model", str(model)]
+            + ["--truth", str(tmp_path / "nowhere")]
+        )
+        == 2
+    )
     assert "--truth" in capsys.readouterr().err and not (tmp_path / "o2").exists()
