@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.options import option
+from polyp_rt.evaluation.config import MetricsConfig, parse_gates
 from polyp_rt.realtime.config import OverlayConfig, RunConfig, model_to_run
 
+if TYPE_CHECKING:
+    from polyp_rt.batch.truth import Scoring
+
+# options of a batch that share a name with one of RunConfig but are not the pipeline's
+NOT_PIPELINE = frozenset({"truth"})
 # each video's outputs, relative to its folder (RunConfig.record and .masks_out of its pipeline)
 RECORDING = Path("annotated.mp4")
 MASKS = Path("masks")
@@ -56,6 +62,22 @@ class BatchConfig:
     smoothing: float = as_in_run("smoothing")
     record: bool = option(False, "also write each video's annotated recording (annotated.mp4)")
     masks: bool = option(False, "also write each video's masks (masks/000000.png, ...)")
+    truth: Path | None = option(
+        None,
+        "score each video as CADe systems are judged (lesions found, time to first detection, "
+        "false alarms per minute) against its truth: DIR/<video name without suffix>/000000.png ... "
+        "(or DIR/<name>_masks/, as `polyp-rt synth --video` writes it); keeps each video's masks "
+        "(as --masks); a changed truth is scored again without running the model",
+        metavar="DIR",
+    )
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    gates: list[str] = option(
+        [],
+        "--truth: also score these alert gates, replayed over the masks, as MIN_FRAMES:HOLD "
+        "(more points on the report's plot)",
+        nargs="+",
+        metavar="N:M",
+    )
     ray_address: str | None = option(
         None,
         "join a running Ray cluster: auto (the cluster this machine belongs to), HOST:PORT or "
@@ -97,15 +119,28 @@ class BatchConfig:
         --model the bundled one for the task's device: INT8 for a task without a GPU), and the
         recording and masks (if asked) named relative to the video's folder. `source` is set per
         video."""
-        run_names = {f.name for f in fields(RunConfig)}
+        run_names = {f.name for f in fields(RunConfig)} - NOT_PIPELINE
         options = {f.name: getattr(self, f.name) for f in fields(self) if f.name in run_names}
         on_cpu = self.gpus_per_task == 0  # a task without a GPU runs on the CPU
         device = self.device or ("cpu" if on_cpu else None)
         options.update(
             model=model_to_run(self.model, self.backend, device).resolve(),
             record=RECORDING if self.record else None,  # here a yes or no: the file is each video's
-            masks_out=MASKS if self.masks else None,
+            masks_out=MASKS if self.masks or self.truth else None,  # the truth is scored on them
             threads=max(1, round(self.cpus_per_task)) if on_cpu else None,
             headless=True,
         )
         return RunConfig(**options)
+
+    def scoring(self) -> Scoring:
+        """How the videos are scored against their truth (each video's folder set by pairing)."""
+        from polyp_rt.batch.truth import Scoring
+
+        overlay = self.overlay
+        return Scoring(
+            truth=None,
+            min_area=overlay.min_area,
+            metrics=self.metrics,
+            gate=(overlay.alert_min_frames, overlay.alert_hold),
+            gates=tuple(parse_gates(self.gates)),
+        )

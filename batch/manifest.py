@@ -224,6 +224,11 @@ class Manifest:
         }
         self.save()
 
+    def update(self, name: str, **values: Any) -> None:
+        """Change what the entry of a finished video says (saved at once)."""
+        self.videos[name].update(values)
+        self.save()
+
     def forget(self, names: list[str]) -> None:
         """Drop entries (their videos are redone); saved at once, before any result is replaced."""
         dropped = [n for n in names if self.videos.pop(n, None) is not None]

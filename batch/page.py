@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from polyp_rt.core.files import write_atomic
 from polyp_rt.core.names import printable
 
+from .cade_view import MetricsView, metrics_view
 from .episodes import Episode
 from .report import VideoRow, fmt_clock, fmt_hms, fmt_pct, fmt_span, one_line, rows_of
 
@@ -124,6 +125,7 @@ class PageView:
     cards: tuple[Card, ...]
     videos: tuple[VideoView, ...]
     missing: tuple[str, ...]  # the thumbnails that could not be embedded
+    metrics: MetricsView | None = None  # --truth: the video metrics (batch/cade_view.py)
     thumb_width: int = THUMB_WIDTH
     missing_listed: int = MISSING_LISTED
 
@@ -194,7 +196,8 @@ def page_view(
     when = (generated or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
     missing: list[str] = []
     videos = tuple(_video(i, row, out_dir, missing) for i, row in enumerate(rows, 1))
-    return PageView(title, when, printable(out_dir), _cards(rows, elapsed_s), videos, tuple(missing))
+    cards = _cards(rows, elapsed_s)
+    return PageView(title, when, printable(out_dir), cards, videos, tuple(missing), metrics_view(rows))
 
 
 # ---------------------------------------------------------------------------------------------

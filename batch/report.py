@@ -26,12 +26,17 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.files import write_atomic
 from polyp_rt.core.names import printable
+from polyp_rt.evaluation.score import VideoScore
+from polyp_rt.evaluation.streams import UNGATED
 
 from .episodes import Episode
+
+if TYPE_CHECKING:
+    from polyp_rt.batch.truth import TruthOutcome
 
 STATUS_OK = "ok"
 STATUS_DAMAGED = "damaged"  # processed, but the input was damaged or cut short
@@ -50,7 +55,25 @@ CSV_COLUMNS = (
     "episodes",
     "polyp_s",
     "error",
+    # --truth: the video metrics (docs/VIDEO_METRICS.md) of the model's masks, then of what was drawn
+    "truth",
+    "truth_error",
+    "lesions",
+    *(
+        f"{prefix}{figure}"
+        for prefix in ("", "gated_")
+        for figure in (
+            "found",
+            "sensitivity",
+            "first_detection_ms",
+            "false_alarms_per_min",
+            "frame_sensitivity",
+            "frame_specificity",
+            "dice",
+        )
+    ),
 )
+TAU_S = 0.5  # the false alarms of summary.csv and the page: those lasting at least this long
 ERROR_MAX_CHARS = 400
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as a formula
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -86,6 +109,10 @@ class VideoRow:
     damage: str = ""  # what was wrong with the input (stats' `damage`), one line
     episodes: list[Episode] = field(default_factory=list)
     thumbnails: list[str | None] = field(default_factory=list)
+    truth: str = ""  # --truth: the video's truth folder ("" where it has none)
+    truth_error: str = ""  # why the video has no figures though it has a truth folder
+    scores: dict[str, VideoScore] | None = None  # its figures per stream (UNGATED, the drawn one, ...)
+    drawn: str = ""  # which of `scores` is what was drawn
 
     def __post_init__(self) -> None:
         if self.kind == "other":
@@ -100,6 +127,7 @@ class VideoRow:
         self.name, self.input_path = printable(self.name), printable(self.input_path)
         self.status, self.error = printable(self.status), one_line(self.error)
         self.damage = one_line(self.damage)
+        self.truth, self.truth_error = printable(self.truth), one_line(self.truth_error)
         if len(self.thumbnails) != len(self.episodes):
             raise ValueError(
                 f"video {self.name!r}: {len(self.thumbnails)} thumbnails for {len(self.episodes)} episodes"
@@ -125,6 +153,23 @@ class VideoRow:
         """Whether the video went through the pipeline (now or before): not failed, not an input
         skipped unopened (its duration unknown)."""
         return self.kind != "failed" and (self.ran or self.duration_s is not None)
+
+    def take_truth(self, outcome: TruthOutcome | None) -> None:
+        """The video's figures against its truth (or why there are none)."""
+        if outcome is None:
+            return
+        self.truth, self.truth_error = printable(outcome.truth), one_line(outcome.error)
+        self.scores, self.drawn = outcome.scores, outcome.drawn
+
+    @property
+    def model_score(self) -> VideoScore | None:
+        """The figures of the model's masks as they are (before the alert gate)."""
+        return self.scores.get(UNGATED) if self.scores else None
+
+    @property
+    def drawn_score(self) -> VideoScore | None:
+        """The figures of what was drawn (after the alert gate)."""
+        return self.scores.get(self.drawn or UNGATED) if self.scores else None
 
     @property
     def episode_count(self) -> int:
@@ -167,6 +212,10 @@ class VideoRow:
             "polyp_s": self.polyp_s,
             "error": one_line(self.error),
             "damage": self.damage,
+            "truth": self.truth,
+            "truth_error": self.truth_error,
+            "scores": None if self.scores is None else {n: v.to_json() for n, v in self.scores.items()},
+            "drawn": self.drawn,
         }
 
     @classmethod
@@ -185,6 +234,12 @@ class VideoRow:
                 e if isinstance(e, Episode) else Episode.from_dict(e) for e in data.get("episodes") or []
             ],
             thumbnails=list(data.get("thumbnails") or []),
+            truth=str(data.get("truth") or ""),
+            truth_error=str(data.get("truth_error") or ""),
+            scores=None
+            if data.get("scores") is None
+            else {n: VideoScore.from_json(v) for n, v in data["scores"].items()},
+            drawn=str(data.get("drawn") or ""),
         )
 
 
@@ -229,11 +284,36 @@ def write_summary_csv(rows: Iterable[VideoRow | Mapping[str, Any]], path: str | 
                 "" if failed else row.episode_count,
                 "" if failed else _num(row.polyp_s, 3),
                 csv_text(row.error),
+                *metric_cells(row),
             ]
         )
     path = Path(path)
     write_atomic(path, buffer.getvalue())
     return path
+
+
+def metric_cells(row: VideoRow) -> list[str | int]:
+    """The --truth columns of `row` (empty where it has no figures)."""
+    head: list[str | int] = [csv_text(row.truth), csv_text(row.truth_error)]
+    model, drawn = row.model_score, row.drawn_score
+    if model is None or drawn is None:
+        return head + [""] * (1 + 2 * 7)
+    return head + [len(model.lesions), *figures(model), *figures(drawn)]
+
+
+def figures(score: VideoScore) -> list[str | int]:
+    """found, sensitivity, median first detection (ms), false alarms >= TAU_S per minute, per-frame
+    sensitivity and specificity, Dice: as the CSV writes them ("" where there is nothing to count)."""
+    quartiles = score.delay_quartiles("ms")
+    return [
+        score.found,
+        _num(score.sensitivity, 4),
+        _num(None if quartiles is None else quartiles[1], 1),
+        _num(score.alarms_per_minute(TAU_S), 3),
+        _num(score.frame_sensitivity, 4),
+        _num(score.frame_specificity, 4),
+        _num(score.dice, 4),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from polyp_rt.batch.events import Event
 from polyp_rt.batch.inputs import Refused, Video, collect, name_videos
 from polyp_rt.batch.manifest import Manifest, settings_of
 from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow
+from polyp_rt.batch.truth import Scoring, TruthOutcome, make_key, pair_truth, read_metrics, same_key
 from polyp_rt.batch.worker import VideoJob, VideoResult, read_episodes
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.options import out_of_range
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 WAIT_S = 0.25  # the driver's longest wait for an event before it looks at the tasks again
 CANCEL_WAIT_S = 10.0  # after Ctrl-C: how long the cancelled tasks get to stop
 STATUS_INTERRUPTED = "skipped: interrupted"
+STATUS_RESCORED = "skipped: unchanged, scored again"  # --truth: the truth changed, the video did not
 
 
 class Watcher:
@@ -87,13 +89,14 @@ class BatchResult:
             return EXIT_CODES[self.interrupted]
         if self.internal_errors:
             return 1
-        return 2 if self.count("failed") else 0
+        return 2 if self.count("failed") or any(r.truth_error for r in self.rows) else 0
 
 
 @dataclass
 class Plan:
     """What a run does: every video of the inputs, those it processes (`todo`, by name, in input
-    order) with the pipeline `run`, and the rows of the videos finished so far."""
+    order) with the pipeline `run`, the finished ones it only scores again against their changed
+    truth (`rescore`), and the rows of the videos finished so far."""
 
     out: Path
     run: RunConfig  # every video's pipeline, its source unset
@@ -102,10 +105,19 @@ class Plan:
     videos: list[Video]
     todo: dict[str, Video]
     rows: dict[str, VideoRow]
+    scoring: dict[str, Scoring]  # --truth: each video's (its truth folder, or none); else empty
+    rescore: dict[str, Video]
 
     def job(self, video: Video) -> VideoJob:
-        """The task of one video: the run's pipeline with the video as its source."""
-        return VideoJob(video.name, replace(self.run, source=str(video.path)), self.out / ".work")
+        """The task of one video: the run's pipeline with the video as its source (and how it is
+        scored, with --truth); a video to score again only scores its result folder."""
+        return VideoJob(
+            video.name,
+            replace(self.run, source=str(video.path)),
+            self.out / ".work",
+            scoring=self.scoring.get(video.name),
+            rescore=video.name in self.rescore,
+        )
 
 
 def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResult:
@@ -123,6 +135,12 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
     from polyp_rt.engines.registry import read_contract
 
     read_contract(config.run_config().model_file)  # a bad model is one line now, not a failure per video
+    if config.truth is not None:
+        config.scoring()  # a bad --gates is one line now
+        if not config.truth.is_dir():
+            raise InputFileError(
+                f"--truth {config.truth}: not a folder (it holds one folder of masks per video)"
+            )
     inputs = collect(config.inputs, out)
     make_folder(out, "--out")
     with _locked(out / ".lock"):
@@ -131,18 +149,38 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
 
 def plan_batch(config: BatchConfig, out: Path, paths: list[Path]) -> Plan:
     """The plan for `paths` into the output folder `out`: a video is done again unless the manifest
-    lists it as finished, unchanged, with the same settings, and its results can be read."""
+    lists it as finished, unchanged, with the same settings, and its results can be read. With
+    --truth, a finished video whose figures were made from another truth is scored again."""
     manifest = Manifest.load(out / "manifest.json")
     run = config.run_config()
-    plan = Plan(out, run, settings_of(run), manifest, name_videos(paths, manifest.names()), {}, {})
+    videos = name_videos(paths, manifest.names())
+    plan = Plan(out, run, settings_of(run), manifest, videos, {}, {}, {}, {})
+    if config.truth is not None:
+        plan.scoring = pair_truth(config.truth, [v.name for v in videos], config.scoring())
     for video in plan.videos:
         entry = manifest.finished(video.name, video.path, plan.settings, out)
         row = _skipped_row(video, entry, out) if entry is not None else None
-        if row is None:
+        if row is None or entry is None:
             plan.todo[video.name] = video
-        else:
-            plan.rows[video.name] = row
+            continue
+        plan.rows[video.name] = row
+        scoring = plan.scoring.get(video.name)
+        if scoring is not None and not _scored(row, entry, scoring, out / video.name):
+            plan.rescore[video.name] = video
     return plan
+
+
+def _scored(row: VideoRow, entry: dict[str, Any], scoring: Scoring, folder: Path) -> bool:
+    """Whether a finished video's figures stand (then they are in its `row`): made from the truth
+    it has now, with the same options; False: score it again."""
+    if not scoring.wanted:  # no truth folder, or one that cannot be used: nothing to score
+        truth = "" if scoring.truth is None else str(scoring.truth)
+        row.take_truth(TruthOutcome(truth, scoring.problem))
+        return True
+    key = make_key(scoring, entry.get("truth"))
+    stored = read_metrics(folder, key) if same_key(entry.get("truth"), key) else None
+    row.take_truth(stored)
+    return stored is not None
 
 
 def _run_locked(
@@ -156,7 +194,7 @@ def _run_locked(
     plan.manifest.forget(list(plan.todo))
     result = BatchResult([], out)
     failure: BaseException | None = None
-    if plan.todo:
+    if plan.todo or plan.rescore:
         try:
             _process(config, plan, watcher, result)
         except Stopped as stop:
@@ -194,15 +232,16 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
         workers = config.workers or _fitting_workers(cluster_resources(ray), config)
         result.workers = workers
         result.started = time.monotonic()
-        watcher.planned(plan.videos, list(plan.todo.values()), workers)
-        jobs = {name: plan.job(video) for name, video in plan.todo.items()}
+        todo = {**plan.todo, **plan.rescore}
+        watcher.planned(plan.videos, list(todo.values()), workers)
+        jobs = {name: plan.job(video) for name, video in todo.items()}
         with closing(_run_tasks(ray, config, jobs, workers, watcher, stop)) as outcomes:
             for outcome in outcomes:
                 _take(outcome, plan, watcher, result)
 
 
 def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
-    row = _commit(outcome, plan)
+    row = _rescored(outcome, plan) if outcome.row.name in plan.rescore else _commit(outcome, plan)
     plan.rows[row.name] = row
     if row.ran:
         result.frames += row.frames
@@ -283,8 +322,10 @@ def _run_tasks(
 
 def video_task(job: VideoJob, events: Any) -> VideoResult:
     """The Ray task: one video (runs on a worker; `events` is the driver's bounded queue)."""
-    from polyp_rt.batch.worker import next_attempt, process_video
+    from polyp_rt.batch.worker import next_attempt, process_video, rescore_video
 
+    if job.rescore:
+        return rescore_video(job)
     attempt = _ray_attempt() or next_attempt(job.work_root, job.name)
     reporting = True
 
@@ -344,8 +385,22 @@ def _commit(outcome: VideoResult, plan: Plan) -> VideoRow:
         "attempt": outcome.attempt,
         "model": outcome.model,
         "damage": row.damage or None,
+        "truth": None if outcome.truth is None else outcome.truth.key,  # what its figures are made from
     }
     plan.manifest.record(row.name, plan.todo[row.name].path, outcome.fingerprint, plan.settings, figures)
+    return row
+
+
+def _rescored(outcome: VideoResult, plan: Plan) -> VideoRow:
+    """A finished video scored again: its row with the new figures (or why there are none), and
+    what they were made from in the manifest."""
+    row = plan.rows[outcome.row.name]
+    row.status = STATUS_RESCORED
+    if outcome.truth is None:  # the scoring task failed (a bug): the results stay, the figures wait
+        row.truth_error = outcome.row.error
+    else:
+        row.take_truth(outcome.truth)
+        plan.manifest.update(row.name, truth=outcome.truth.key)
     return row
 
 

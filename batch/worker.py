@@ -40,6 +40,7 @@ from polyp_rt.realtime.config import RunConfig
 
 if TYPE_CHECKING:
     from polyp_rt.batch.record_sink import FrameRecordSink
+    from polyp_rt.batch.truth import Scoring, TruthOutcome
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,13 @@ class VideoJob:
     name: str  # output folder name
     run: RunConfig
     work_root: Path  # DIR/.work
+    scoring: Scoring | None = None  # --truth: how the video is scored (its truth folder, or none)
+    rescore: bool = False  # the video is finished: only score its result folder again
+
+    @property
+    def result_dir(self) -> Path:
+        """Where the driver keeps the video's finished result (DIR/<name>)."""
+        return self.work_root.parent / self.name
 
     @property
     def input(self) -> Path:
@@ -80,6 +88,7 @@ class VideoResult:
     work_dir: Path | None = None  # the finished work folder (status ok)
     fingerprint: Fingerprint | None = None  # of the input, taken before it was read (status ok)
     internal: bool = False  # failed through a bug, not a bad video: the batch exits 1
+    truth: TruthOutcome | None = None  # --truth: the video's figures, or why it has none
 
     @classmethod
     def failed(cls, job: VideoJob, error: str, **facts: Any) -> VideoResult:
@@ -170,7 +179,28 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
         document = _moved(strict(stats_document(config, facts)), str(work), str(final))
         write_stats_json(work / "stats.json", summary, document)
     row = _write_episodes(job, work, sink, source.fps, summary["fps"], summary["damage"])
-    return VideoResult(row, attempt, str(job.run.model), work, fingerprint)
+    truth = None
+    if job.scoring is not None:
+        from polyp_rt.batch.truth import score_folder
+
+        truth = score_folder(work, job.name, job.scoring)
+        row.take_truth(truth)
+    return VideoResult(row, attempt, str(job.run.model), work, fingerprint, truth=truth)
+
+
+def rescore_video(job: VideoJob) -> VideoResult:
+    """Score a finished video's result folder against its (changed) truth; the model does not run.
+    The row is a placeholder: the driver keeps the video's row and adds the figures."""
+    from polyp_rt.batch.report import STATUS_SKIPPED
+    from polyp_rt.batch.truth import score_folder
+
+    assert job.scoring is not None
+    try:
+        truth = score_folder(job.result_dir, job.name, job.scoring)
+    except Exception as exc:  # a bug: the video keeps its results, the batch exits 1
+        log.exception("%s: internal error while scoring", printable(job.input))
+        return VideoResult.failed(job, f"internal error: {type(exc).__name__}: {exc}", internal=True)
+    return VideoResult(VideoRow(job.name, str(job.input), status=STATUS_SKIPPED), truth=truth)
 
 
 def _write_episodes(

@@ -35,6 +35,9 @@ def batch_command(config: BatchConfig) -> int:
     with progress_bar() as progress:
         result = run_batch(config, ProgressBars(progress))
     console.print(closing_table(result))
+    metrics = metrics_table(result)
+    if metrics is not None:
+        console.print(metrics)
     if result.interrupted:
         left = sum(r.status == STATUS_INTERRUPTED for r in result.rows)
         console.print(
@@ -115,7 +118,7 @@ def closing_table(result: BatchResult) -> Table:
             f"{row.x_realtime:.1f}×" if row.x_realtime else "",
             "" if unknown else str(row.episode_count),
             "" if unknown else fmt_span(row.polyp_s),
-            Text(one_line(row.error or row.damage, ERROR_CHARS)),
+            Text(one_line(row.error or row.damage or _truth_note(row), ERROR_CHARS)),
             style=ROW_STYLES.get(row.kind),
         )
     damaged = f", {result.count('damaged')} damaged" if result.count("damaged") else ""
@@ -134,4 +137,27 @@ def closing_table(result: BatchResult) -> Table:
         + (f" · {more} more rows in summary.csv" if more > 0 else "")
         + f"\n{out}/summary.csv · {out}/report.html"
     )
+    return table
+
+
+def _truth_note(row: VideoRow) -> str:
+    return f"truth: {row.truth_error}" if row.truth_error else ""
+
+
+def metrics_table(result: BatchResult) -> Table | None:
+    """--truth: the archive's video metrics pooled, one row per stream (per video: summary.csv)."""
+    from polyp_rt.batch.cade_view import HEADERS, caption, cells, ordered, pooled_scores, stream_title
+
+    rows = result.rows
+    if not any(r.truth or r.truth_error for r in rows):
+        return None
+    pooled = pooled_scores(rows)
+    drawn = next((r.drawn for r in rows if r.scores), "")
+    table = Table(title="CADe metrics · all videos with truth, pooled")
+    table.add_column("stream")
+    for header in HEADERS:
+        table.add_column(header, justify="right")
+    for name in ordered(list(pooled), drawn):
+        table.add_row(Text(stream_title(name, drawn)), *cells(pooled[name]))
+    table.caption = escape(f"{caption(rows)} · per video: summary.csv; definitions: docs/VIDEO_METRICS.md")
     return table

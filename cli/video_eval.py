@@ -8,7 +8,6 @@ batch video's record. Gates named by --gates are replayed over the masks in the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from polyp_rt.evaluation.truth import TruthFolder, sha256_of
 from polyp_rt.realtime.alert_gate import AlertGate
 from polyp_rt.realtime.frame import Frame
 from polyp_rt.realtime.sinks import Sink
-
-GATE = re.compile(r"^(\d+):(\d+)$")
 
 
 def video_eval_command(config: EvalCommandConfig) -> int:
@@ -69,12 +66,11 @@ def video_eval_command(config: EvalCommandConfig) -> int:
 
 def parse_gates(texts: list[str]) -> dict[str, GateFactory]:
     """--gates N:M ... as gate factories by label."""
+    from polyp_rt.evaluation.config import parse_gates as gate_pairs
+
     gates: dict[str, GateFactory] = {}
-    for text in texts:
-        found = GATE.match(text.strip())
-        if not found or int(found[1]) < 1:
-            raise PolypRtError(f"--gates {text!r}: write MIN_FRAMES:HOLD with MIN_FRAMES >= 1, e.g. 3:2")
-        gate = AlertGate(int(found[1]), int(found[2]))
+    for min_frames, hold in gate_pairs(texts):
+        gate = AlertGate(min_frames, hold)
         if not gate.passes_all:  # gate 1:0 is the masks themselves: the "ungated" column
             gates[gate.label] = _factory(gate)
     return gates

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.options import option
+
+GATE = re.compile(r"^(\d+):(\d+)$")
+
+
+def parse_gates(texts: list[str], flag: str = "--gates") -> list[tuple[int, int]]:
+    """`MIN_FRAMES:HOLD` texts (`3:2`) as (min_frames, hold) pairs, in order, without repeats."""
+    gates: list[tuple[int, int]] = []
+    for text in texts:
+        found = GATE.match(text.strip())
+        if not found or int(found[1]) < 1:
+            raise PolypRtError(f"{flag} {text!r}: write MIN_FRAMES:HOLD with MIN_FRAMES >= 1, e.g. 3:2")
+        gate = (int(found[1]), int(found[2]))
+        if gate not in gates:
+            gates.append(gate)
+    return gates
 
 
 @dataclass

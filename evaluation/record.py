@@ -64,8 +64,10 @@ def score_record(
     metrics: MetricsConfig | None = None,
     gates: Mapping[str, GateFactory] | None = None,
     progress: Callable[[int], None] | None = None,
+    name: str | None = None,
 ) -> VideoEvaluation:
-    """Score `record` (a frames.jsonl, or the folder holding it) against the truth folder `truth`.
+    """Score `record` (a frames.jsonl, or the folder holding it) against the truth folder `truth`;
+    `name`: the video's name, in the result and in messages (default: the record's folder).
 
     Streams: "ungated" (the masks, or the recorded areas), "drawn (recorded)" where the record has
     `alert_area`, and each of `gates` replayed over the masks (only with masks).
@@ -73,7 +75,7 @@ def score_record(
     path = record / "frames.jsonl" if record.is_dir() else record
     records = read_records(path)
     folder = TruthFolder(truth)
-    what = f"the record {path}"
+    what = name or f"the record {path}"
     folder.expect_frames(len(records), what)
     for line, entry in enumerate(records):
         if int(entry["frame"]) != line:
@@ -86,7 +88,7 @@ def score_record(
     has_masks = masks.is_dir()
     drawn = RECORDED if "alert_area" in records[0] else None
     stream = StreamScorer(
-        folder, min_area, drawn=drawn, gates=gates if has_masks else None, video=str(path.parent.name)
+        folder, min_area, drawn=drawn, gates=gates if has_masks else None, video=name or path.parent.name
     )
     for entry in records:
         index = int(entry["frame"])

@@ -130,6 +130,23 @@ class VideoScore:
     def frame_iou(self) -> float | None:
         return self.iou_sum / self.iou_pairs if self.iou_pairs else None
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything the score holds (counts and the lists of lesions and alarms), as JSON values:
+        `from_json` gives the same score back, so stored scores still pool exactly."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VideoScore:
+        """The score `to_json` wrote; ValueError where `data` is not one."""
+        try:
+            fields = dict(data)
+            fields["taus"] = tuple(float(t) for t in fields["taus"])
+            fields["lesions"] = tuple(Lesion(**lesion) for lesion in fields["lesions"])
+            fields["false_alarms"] = tuple(Alarm(**alarm) for alarm in fields["false_alarms"])
+            return cls(**fields)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a stored video score ({exc})") from None
+
     def summary(self, lesions: bool = True) -> dict[str, Any]:
         """Every figure, for JSON (None where a figure has nothing to count); `lesions`: with the
         per-lesion list."""

@@ -250,8 +250,15 @@ BATCH_CHANGED: dict[str, object] = {
     "cpus_per_task": 2.0,
     "gpus_per_task": 1.0,
     "retries": 0,
+    "truth": Path("truth"),  # --truth keeps the masks: a run without them is redone (set to a folder below)
+    "gates": ["3:0"],  # the scoring options score a finished video again, the model does not run
+    "metrics.lesion_gap": 3,  # (tests/batch/test_batch_truth.py)
+    "metrics.tau": [1.0],
 }
 BATCH_NOT_RESULTS = {
+    "gates",
+    "metrics.lesion_gap",
+    "metrics.tau",
     "device",
     "cuda_graph",
     "ray_address",
@@ -271,13 +278,16 @@ def test_a_rerun_redoes_a_video_for_every_option_that_changes_results(
     assert run_batch(base).exit_code == 0
     paths = collect(base.inputs, out).videos
 
+    (tmp_path / "truth").mkdir()
+    changes = {**BATCH_CHANGED, "truth": tmp_path / "truth"}  # a folder that pairs with no video
+
     def redone(other: BatchConfig) -> bool:
         todo = list(plan_batch(other, out, paths).todo)
         assert todo in ([], ["a.mp4"])
         return todo == ["a.mp4"]
 
     assert not redone(base)
-    for name, value in BATCH_CHANGED.items():
+    for name, value in changes.items():
         assert redone(changed(base, name, value)) == (name not in BATCH_NOT_RESULTS), name
     assert redone(changed(base, "model", write_micro_onnx(tmp_path / "other.onnx", size=32)))
 

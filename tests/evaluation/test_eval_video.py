@@ -95,11 +95,15 @@ def test_replaying_the_gate_over_the_written_masks_gives_what_was_drawn(
 
 def batch_record(clip, model, work, masks=True):
     """The batch's own worker over `clip` (no Ray needed): its result folder."""
+    from dataclasses import replace
+
+    from polyp_rt.batch.config import BatchConfig
     from polyp_rt.batch.worker import VideoJob, process_video
 
-    job = VideoJob(name=clip.stem, input=clip, work_root=work, model=model, masks=masks)
+    run = BatchConfig(inputs=[clip], out=work, model=model, masks=masks).run_config()
+    job = VideoJob(clip.stem, replace(run, source=str(clip)), work)
     result = process_video(job, attempt=1)
-    assert result["status"] == "ok", result
+    assert result.row.status == "ok", result.row.error
     return work / f"{clip.stem}.attempt1"
 
 
