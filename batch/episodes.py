@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polyp_rt.core.files import json_lines
+
 # A frame interval longer than this many typical periods is a gap in the timestamps (frames the
 # decoder skipped), not a slow frame: the last frame of an episode then counts one typical period.
 MAX_GAP_PERIODS = 3.0
@@ -249,16 +251,7 @@ def iter_frames_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """The records of a frames.jsonl file, one at a time; a malformed line raises ValueError
     naming the file and line (blank lines are allowed)."""
     path = Path(path)
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"{path}:{number}: not a JSON line ({exc.msg}); was the file cut short?"
-                ) from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield record
+    for number, record in json_lines(path):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        yield record

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,21 @@ def _unicode(text: str) -> bool:
 def to_json(value: Any, indent: int | None = None) -> str:
     """Strict JSON (no NaN or Infinity: they become null); paths as strings."""
     return json.dumps(strict(value), indent=indent, allow_nan=False)
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON-lines file (frames.jsonl); a line that
+    is not JSON raises ValueError naming the file and line."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"{path}:{number}: not a JSON line ({exc.msg}); was the file cut short?"
+                ) from None
 
 
 def write_json(path: Path, value: Any, indent: int | None = 1) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from polyp_rt.core.errors import DataError, InputFileError
+from polyp_rt.core.files import json_lines
 from polyp_rt.evaluation.config import MetricsConfig
 from polyp_rt.evaluation.streams import GateFactory, StreamScorer, VideoEvaluation
 from polyp_rt.evaluation.truth import TruthFolder
@@ -37,12 +38,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputFileError(f"{path}: frame record not found (a batch video folder holds frames.jsonl)")
     records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
+    try:
+        for number, record in json_lines(path):
             try:
-                record = json.loads(line)
                 for key in ("frame", "t", "area"):
                     if not math.isfinite(float(record[key])):
                         raise ValueError(f"{key} is not finite")
@@ -51,6 +49,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                     f"{path}:{number}: not a frame record ({exc}); was the file cut short?"
                 ) from None
             records.append(record)
+    except ValueError as exc:  # a line that is not JSON
+        raise DataError(str(exc)) from None
     if not records:
         raise DataError(f"{path}: holds no frame records")
     return records
