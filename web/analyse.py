@@ -93,7 +93,8 @@ class Analyser:
 
     def __init__(self, engine: Engine, model: Path, config: ServeConfig) -> None:
         self.engine, self.model, self.config = engine, model, config
-        self.still = replace(config.overlay, hud=False)  # a still has no fps or latency to show
+        # a still has no fps or latency to show, and no time for a region to persist: all is drawn
+        self.still = replace(config.overlay, hud=False, alert_min_frames=1, alert_hold=0)
         self._one_at_a_time = threading.Lock()
         self._pipeline: Pipeline | None = None
 

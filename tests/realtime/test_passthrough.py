@@ -21,7 +21,9 @@ HUD_ROWS = 48  # the HUD's line, the alert line below it (about 21 rows each at 
 
 
 class Seen(Sink):
-    """Every frame the sinks get, as they get it."""
+    """Every frame the sinks get, as they get it, with its picture drawn."""
+
+    needs_picture = True
 
     def __init__(self) -> None:
         self.frames: list[Frame] = []

@@ -208,7 +208,7 @@ def test_synth_video_over_a_clip_is_refused_unless_overwrite_and_then_clears_its
 
     assert main(["synth", "--video", str(clip), "--frames", "5", *size, "--overwrite"]) == 0
     assert decoded(clip)[0] == 5
-    assert names(masks) == [*(f"{i:06d}.png" for i in range(5)), "README.txt"]  # no stale mask
+    assert names(masks) == [*(f"{i:06d}.png" for i in range(5)), "README.txt", "truth.json"]  # no stale mask
 
 
 def test_synth_refuses_a_masks_folder_of_an_earlier_clip(tmp_path, capsys, one_error_line):
