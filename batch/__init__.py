@@ -2,11 +2,11 @@
 
 Pure logic lives here without Ray or a model: `episodes` turns per-frame records into polyp
 episodes (incrementally, via `EpisodeTracker`); `report` holds the rows and writes summary.csv;
-`page` renders report.html from its template.
+`page` renders report.html from its template (imported where a report is written: it
+brings the video metrics and OpenCV, which `--help` must not load).
 """
 
 from .episodes import Episode, EpisodeTracker, Step, episodes, iter_frames_jsonl
-from .page import render_report_html, write_report_html
 from .report import VideoRow, peak_thumbnail_path, write_summary_csv
 
 __all__ = [
@@ -17,7 +17,5 @@ __all__ = [
     "episodes",
     "iter_frames_jsonl",
     "peak_thumbnail_path",
-    "render_report_html",
-    "write_report_html",
     "write_summary_csv",
 ]

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from polyp_rt.evaluation.config import UNGATED
 from polyp_rt.evaluation.plot import H, W, layout
 from polyp_rt.evaluation.score import VideoScore
-from polyp_rt.evaluation.streams import UNGATED, VideoEvaluation, pool_evaluations
+from polyp_rt.evaluation.streams import VideoEvaluation, pool_evaluations
 
 from .report import TAU_S, VideoRow
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.files import write_atomic
 from polyp_rt.core.names import printable
+from polyp_rt.evaluation.config import UNGATED
 from polyp_rt.evaluation.score import VideoScore
-from polyp_rt.evaluation.streams import UNGATED
 
 from .episodes import Episode
 

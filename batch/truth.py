@@ -25,9 +25,9 @@ from typing import Any
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import image_files, write_json
 from polyp_rt.core.names import printable
-from polyp_rt.evaluation.config import MetricsConfig
+from polyp_rt.evaluation.config import UNGATED, MetricsConfig
 from polyp_rt.evaluation.score import VideoScore
-from polyp_rt.evaluation.streams import UNGATED, GateFactory
+from polyp_rt.evaluation.streams import GateFactory
 from polyp_rt.evaluation.truth import TRUTH_INFO, TruthFolder
 from polyp_rt.realtime.alert_gate import AlertGate
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.options import option
 
+UNGATED = "ungated"  # the stream of the model's masks as they are, before any gate
+
 GATE = re.compile(r"^(\d+):(\d+)$")
 
 

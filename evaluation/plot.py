@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from polyp_rt.core.errors import OutputError
@@ -89,6 +88,8 @@ def layout(scores: Mapping[str, VideoScore], title: str) -> list[Shape]:
 
 def plot_operating_points(scores: Mapping[str, VideoScore], path: Path, title: str = "") -> Path:
     """Write the plot of `scores` (stream name -> score) to `path` (.svg or .png)."""
+    import cv2  # here, not at import: the CLI's --help loads this module
+
     shapes = layout(scores, title or "per-lesion sensitivity against false alarms per minute")
     suffix = path.suffix.lower()
     try:
@@ -129,6 +130,8 @@ def to_svg(shapes: list[Shape]) -> str:
 
 def to_image(shapes: list[Shape]) -> np.ndarray:
     """The shapes drawn into an RGB picture."""
+    import cv2  # here, not at import: the CLI's --help loads this module
+
     img = np.full((H, W, 3), 255, np.uint8)
     for s in shapes:
         pts = [(round(x), round(y)) for x, y in s.points]

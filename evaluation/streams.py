@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 
 from polyp_rt.core.errors import DataError, PolypRtError
-from polyp_rt.evaluation.config import MetricsConfig
+from polyp_rt.evaluation.config import UNGATED, MetricsConfig
 from polyp_rt.evaluation.score import VideoScore, pool
 from polyp_rt.evaluation.scorer import VideoScorer
 from polyp_rt.evaluation.truth import TruthFolder
 
 MaskGate = Callable[[np.ndarray], np.ndarray]  # called per frame in order: the mask -> what is drawn
 GateFactory = Callable[[], MaskGate]  # a fresh gate for each video (realtime.alert_gate.AlertGate)
-UNGATED = "ungated"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from polyp_rt.realtime.config import DEMO_MODEL_INT8
 from tests.reliability.batch_cli import command, environment, make_clip, wait_for_exit, wait_on_process
 
 MARK = "POLYP_RT_TEST_MARK"
@@ -61,13 +62,15 @@ def marked(mark: str, but: int) -> dict[int, str]:
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
 def test_a_batch_stopped_by_a_signal_writes_its_reports_and_leaves_no_ray_process(
-    micro_onnx: Path, tmp_path: Path, signum: signal.Signals
+    tmp_path: Path, signum: signal.Signals
 ) -> None:
     pytest.importorskip("ray")
     clip = make_clip(tmp_path / "in" / "long.mp4", frames=720)
     out = tmp_path / "out"
     mark = uuid.uuid4().hex
-    args = ["batch", str(clip), "--out", str(out), "--model", str(micro_onnx), "--workers", "1"]
+    # the bundled model, not the micro one: a batch reads files flat out, and with a model that
+    # takes microseconds the video could end before the signal arrives
+    args = ["batch", str(clip), "--out", str(out), "--model", str(DEMO_MODEL_INT8), "--workers", "1"]
     driver = subprocess.Popen(
         command(args), env=environment(**{MARK: mark}), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
