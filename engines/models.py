@@ -38,11 +38,11 @@ class ModelConfig:
 
 
 SLIM = (64, 32, 16, 16, 8)
-# Chosen by measurement among MobileNetV2 and EfficientNet-Lite0/1/2 at 224-352, the Lite encoders
-# from their offline ImageNet weights (README, "Training your own model"): validation Dice and
-# cost rise together from cpu (live on a 2-core CPU as INT8) to accurate.
+# Chosen by measurement (docs/TRAINING.md): cpu by the Pareto run of validation Dice against INT8
+# time on two CPU cores (Lite1 at 160 px: 0.6x the time of Lite0 at 224, the former cpu preset);
+# fast and accurate by the ladder of validation Dice on PolypGen, cost rising with the encoder.
 PRESETS: dict[str, ModelConfig] = {
-    "cpu": ModelConfig("cpu", "timm-tf_efficientnet_lite0", 224, SLIM),
+    "cpu": ModelConfig("cpu", "timm-tf_efficientnet_lite1", 160, SLIM),
     "fast": ModelConfig("fast", "timm-tf_efficientnet_lite1", 256, SLIM),
     "accurate": ModelConfig("accurate", "timm-tf_efficientnet_lite2", 256, SLIM),
 }

@@ -56,7 +56,7 @@ class OverlayConfig:
         0.002, "mask area (fraction of the frame) that counts as a polyp", low=0.0, high=1.0, low_open=True
     )
     alert_min_frames: int = option(
-        5,
+        3,
         "draw a region of the mask once it has been found this many frames in a row (1 with --alert-hold "
         "0: every mask; the default is measured in docs/VIDEO_METRICS.md)",
         low=1,

