@@ -31,7 +31,7 @@ PIPELINE_CHANGED: dict[str, object] = {
     "overlay.presence_window": 6,
     "overlay.presence_off": 4,
     "overlay.min_area": 0.01,
-    "overlay.alert_min_frames": 3,
+    "overlay.alert_min_frames": 5,
     "overlay.alert_hold": 1,
 }
 

@@ -72,7 +72,12 @@ def test_a_batch_stopped_by_a_signal_writes_its_reports_and_leaves_no_ray_proces
     # takes microseconds the video could end before the signal arrives
     args = ["batch", str(clip), "--out", str(out), "--model", str(DEMO_MODEL_INT8), "--workers", "1"]
     driver = subprocess.Popen(
-        command(args), env=environment(**{MARK: mark}), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command(args),
+        env=environment(**{MARK: mark}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # a driver started under nohup keeps ignoring SIGHUP, as it should; this one has a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     try:
         work = out / ".work"
