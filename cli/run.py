@@ -40,11 +40,7 @@ def run_command(config: RunConfig) -> int:
         raise PolypRtError(
             "--token is the access token of --serve: pass --serve HOST:PORT too, or leave it out"
         )
-    config = config.with_model()
-    if not config.model_file.is_file():
-        raise PolypRtError(
-            f"{config.model}: model not found; pass --model with a .onnx, .engine or checkpoint .pt"
-        )
+    config = config.with_model()  # a missing model file: one line from open_run_engine
 
     with StopOnSignals() as signals:  # also while the run finishes (the recording, the statistics)
         with ExitStack() as stack:
