@@ -6,9 +6,7 @@ import base64
 import csv
 import dataclasses
 import json
-import os
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from polyp_rt.batch.page import PageView, page_view, render, render_report_html, write_report_html
 from polyp_rt.batch.report import CSV_COLUMNS, VideoRow, fmt_clock, fmt_span, write_summary_csv
+from tests.chromium import cdp
 
 NASTY = "case 017 <sigmoid> & \"rectum\" 'b'"
 # breaks out of an attribute (either quote) and of text, and runs a script if it is not escaped
@@ -321,14 +320,7 @@ def test_time_formats() -> None:
     assert fmt_span(67.6) == "1 min 07 s" and fmt_span(3730) == "1 h 02 min"
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
-
-
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+@pytest.mark.skipif(cdp.chromium() is None, reason="headless Chromium is not installed")
 def test_report_renders_in_headless_chromium(fake_archive: Archive, tmp_path: Path) -> None:
     out, rows = fake_archive
     page = write_report_html(out, rows, elapsed_s=1250.0)
@@ -336,15 +328,8 @@ def test_report_renders_in_headless_chromium(fake_archive: Archive, tmp_path: Pa
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     command = [
-        str(_chromium()),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        str(cdp.chromium()),
+        *cdp.FLAGS,
         f"--user-data-dir={profile}",
         f"--screenshot={shot}",
         "--window-size=1280,1600",

@@ -3,7 +3,6 @@ and WebSocket clients, and headless Chromium driven over the DevTools protocol."
 
 from __future__ import annotations
 
-import importlib.util
 import queue
 import re
 import subprocess
@@ -25,12 +24,7 @@ pytest.importorskip("uvicorn")
 from polyp_rt.engines.registry import open_engine  # noqa: E402
 from polyp_rt.realtime.config import DEMO_MODEL_INT8  # noqa: E402
 from polyp_rt.web.config import ServeConfig  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("chromium_cdp", ROOT / "scripts" / "chromium_cdp.py")
-assert _spec is not None and _spec.loader is not None
-cdp = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cdp)
+from tests.chromium import cdp  # noqa: E402
 
 URL = re.compile(r"(http://\S+)")
 
