@@ -36,7 +36,7 @@ except PolypRtError as missing:
 from polyp_rt.cli.main import main  # noqa: E402
 from polyp_rt.evaluation.truth import TruthInfo, sha256_of, write_truth_info  # noqa: E402
 from polyp_rt.train.synthetic import save_frame_mask  # noqa: E402
-from tests.batch.test_report import _chromium  # noqa: E402
+from tests.chromium import cdp  # noqa: E402
 from tests.evaluation.conftest import FRAMES, write_brightness_onnx, write_scripted_clip  # noqa: E402
 
 GATE = ["--alert-min-frames", "3", "--alert-hold", "0"]
@@ -156,12 +156,11 @@ def test_batch_scores_each_video_and_the_archive(local_ray, archive, material, t
 
 
 def check_in_chromium(page: Path, tmp_path: Path) -> None:
-    if _chromium() is None:
+    if cdp.chromium() is None:
         pytest.skip("headless Chromium is not installed")
     shot, profile = tmp_path / "report.png", tmp_path / "profile"
     profile.mkdir()
-    command = [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-    command += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    command = [str(cdp.chromium()), *cdp.FLAGS]
     command += [
         f"--user-data-dir={profile}",
         f"--screenshot={shot}",
