@@ -21,7 +21,7 @@ from polyp_rt.core.paths import Place, check_outputs
 from polyp_rt.core.progress import progress_bar
 from polyp_rt.engines.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.models import ModelConfig, contract_for, create_model, model_config
+from polyp_rt.engines.models import PRESETS, ModelConfig, contract_for, create_model, model_config
 from polyp_rt.engines.pretrained import has_offline_imagenet
 from polyp_rt.train.config import TrainConfig
 from polyp_rt.train.data import Splits, splits_json
@@ -142,13 +142,39 @@ def _start(config: TrainConfig) -> RunStart:
         return RunStart(resumed.config, resumed.contract, run, resumed=resumed, split_file=split_file)
     if config.init:
         initial = load_checkpoint(config.init)
-        run = config.out or Path("runs") / f"{initial.config.preset}-{stamp}"
-        return RunStart(initial.config, initial.contract, run, initial=initial)
+        mconf, contract = _fine_tuned(initial, config)
+        run = config.out or Path("runs") / f"{mconf.preset}-{stamp}"
+        return RunStart(mconf, contract, run, initial=initial)
     mconf = model_config(config.preset, config.encoder, config.size, config.encoder_weights, config.decoder)
     if config.encoder_weights is None:
         mconf = default_weights(mconf)
     run = config.out or Path("runs") / f"{mconf.preset}-{stamp}"
     return RunStart(mconf, contract_for(mconf, config.threshold), run)
+
+
+def _fine_tuned(initial: Checkpoint, config: TrainConfig) -> tuple[ModelConfig, ModelContract]:
+    """The architecture of a run started with --init: the checkpoint's, at --size where it is given.
+
+    UNet++ is fully convolutional, so the same weights fine-tune at another input side; the encoder
+    and decoder are the checkpoint's, and flags that would change them are refused.
+    """
+    changed = [flag for flag, value in (("--encoder", config.encoder), ("--decoder", config.decoder)) if value]
+    if changed:
+        raise PolypRtError(
+            f"--init takes the architecture of {config.init}; {' and '.join(changed)} cannot change it "
+            "(only --size can: the same weights at another input side)"
+        )
+    if config.size is None or (config.size, config.size) == initial.contract.size:
+        return initial.config, initial.contract
+    model_config(initial.config.preset, size=config.size)  # a size UNet++ can take, or a clear error
+    shape = (initial.config.encoder, config.size, initial.config.decoder_channels)
+    preset = next(  # the preset this architecture now is, if any (Lite1 at 256: fast)
+        (name for name, p in PRESETS.items() if (p.encoder, p.size, p.decoder_channels) == shape),
+        initial.config.preset,
+    )
+    mconf = replace(initial.config, size=config.size, preset=preset)
+    contract = replace(initial.contract, height=mconf.size, width=mconf.size, preset=preset)
+    return mconf, contract
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig, pretrained: bool) -> torch.optim.Adam:

@@ -149,3 +149,28 @@ def test_the_decoder_can_be_chosen_on_the_command_line(capsys):
     assert model_config("cpu", decoder="256,128,64,32,16").decoder_channels == (256, 128, 64, 32, 16)
     assert main(["train", "--data", "anywhere", "--decoder", "256,128"]) == 2
     assert "--decoder 256,128: give five positive widths" in capsys.readouterr().err
+
+
+def test_init_fine_tunes_at_another_input_size_and_refuses_another_architecture(
+    tiny_run, synthetic_data, tmp_path
+):
+    from polyp_rt.core.errors import PolypRtError
+    from polyp_rt.train.config import TrainConfig
+    from polyp_rt.train.trainer import train
+
+    start = load_checkpoint(tiny_run / "best.pt")
+    config = TrainConfig(
+        data=[synthetic_data], epochs=1, batch_size=4, init=tiny_run / "best.pt", size=96, out=tmp_path, workers=0
+    )
+    train(config)
+    tuned = load_checkpoint(tmp_path / "best.pt")
+    assert tuned.contract.size == (96, 96) and tuned.config.size == 96
+    assert tuned.contract.encoder == start.contract.encoder
+    assert tuned.contract.decoder_channels == start.contract.decoder_channels
+    assert tuned.contract.mean == start.contract.mean  # the normalisation travels with the weights
+    with open_engine(tmp_path / "best.pt", device="cpu") as engine:
+        assert engine.contract.size == (96, 96)
+    with pytest.raises(PolypRtError, match="--encoder cannot change it"):
+        train(TrainConfig(data=[synthetic_data], init=tiny_run / "best.pt", encoder="resnet18", out=tmp_path / "b"))
+    with pytest.raises(PolypRtError, match="multiple of 32"):
+        train(TrainConfig(data=[synthetic_data], init=tiny_run / "best.pt", size=100, out=tmp_path / "c"))
