@@ -204,27 +204,10 @@ def quantize_int8(
     FP32 masks over all held-out pixels.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     started = time.monotonic()
     fp32_onnx, output = model_file(fp32_onnx), Path(output)
-    if output.suffix.lower() != ".onnx":
-        raise PolypRtError(f"{output}: the INT8 model is an .onnx file")
-    if output.resolve() == fp32_onnx.resolve():
-        raise PolypRtError(f"{output}: the INT8 model would overwrite its FP32 input; pick another name")
-    if activations not in ("uint8", "int8"):
-        raise PolypRtError(f"activations {activations!r}: use uint8 or int8")
-    if not 0.0 <= min_mask_dice <= 1.0:
-        raise PolypRtError(f"minimum mask Dice {min_mask_dice}: use a value from 0 to 1")
-    contract = contract_from_onnx(fp32_onnx)
-    if contract.precision != "fp32":
-        raise ModelError(
-            f"{fp32_onnx}: its weights are {contract.precision}; quantise the FP32 export "
-            "(`polyp-rt export` without --fp16)"
-        )
-    with OnnxRuntimeEngine(fp32_onnx, "cpu") as fp32:
-        fp32.probe(str(fp32_onnx))  # an FP32 model that gives NaN is refused before calibrating
+    contract = _checked_inputs(fp32_onnx, output, activations, min_mask_dice)
     split = calibration_split(calibrate, images, verify_images, seed)
     log.info("INT8: %s", split.how)
     settings = {
@@ -238,35 +221,10 @@ def quantize_int8(
     make_parent(output, "--output")
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".int8-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / output.name
-        try:
-            quant_pre_process(str(fp32_onnx), str(prepared))
-        except Exception as exc:  # symbolic shape inference fails on some graphs; ONNX's own suffices
-            log.info(
-                "INT8: symbolic shape inference failed (%s); using ONNX shape inference", _first_line(exc)
-            )
-            try:
-                quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
-            except Exception as exc2:
-                raise ModelError(
-                    f"{fp32_onnx}: ONNX Runtime cannot prepare it for quantisation ({_first_line(exc2)})"
-                ) from exc2
-        try:
-            quantize_static(
-                str(prepared),
-                str(quantized),
-                _ImageReader(split.calibration, contract, progress),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=edge_convolutions(prepared),
-            )
-        except PolypRtError:
-            raise
-        except Exception as exc:  # the quantiser raises ValueError, RuntimeError, ORT errors...
-            raise ModelError(f"{fp32_onnx}: INT8 quantisation failed ({_first_line(exc)})") from exc
-
+        _prepare(fp32_onnx, prepared)
+        _quantize(
+            prepared, quantized, _ImageReader(split.calibration, contract, progress), activations, fp32_onnx
+        )
         proto = onnx.load(str(quantized))
         write_onnx_contract(proto, dataclasses.replace(contract, precision="int8"))
         onnx.save(proto, str(quantized))
@@ -299,6 +257,66 @@ def quantize_int8(
         dataset_dice_int8=check.dataset_dice_int8,
         seconds=time.monotonic() - started,
     )
+
+
+def _checked_inputs(fp32_onnx: Path, output: Path, activations: str, min_mask_dice: float) -> ModelContract:
+    """The FP32 model's contract, once the arguments are sound and the model gives finite logits."""
+    if output.suffix.lower() != ".onnx":
+        raise PolypRtError(f"{output}: the INT8 model is an .onnx file")
+    if output.resolve() == fp32_onnx.resolve():
+        raise PolypRtError(f"{output}: the INT8 model would overwrite its FP32 input; pick another name")
+    if activations not in ("uint8", "int8"):
+        raise PolypRtError(f"activations {activations!r}: use uint8 or int8")
+    if not 0.0 <= min_mask_dice <= 1.0:
+        raise PolypRtError(f"minimum mask Dice {min_mask_dice}: use a value from 0 to 1")
+    contract = contract_from_onnx(fp32_onnx)
+    if contract.precision != "fp32":
+        raise ModelError(
+            f"{fp32_onnx}: its weights are {contract.precision}; quantise the FP32 export "
+            "(`polyp-rt export` without --fp16)"
+        )
+    with OnnxRuntimeEngine(fp32_onnx, "cpu") as fp32:
+        fp32.probe(str(fp32_onnx))  # an FP32 model that gives NaN is refused before calibrating
+    return contract
+
+
+def _prepare(fp32_onnx: Path, prepared: Path) -> None:
+    """ONNX Runtime's pre-processing for quantisation (shape inference, folding)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(fp32_onnx), str(prepared))
+    except Exception as exc:  # symbolic shape inference fails on some graphs; ONNX's own suffices
+        log.info("INT8: symbolic shape inference failed (%s); using ONNX shape inference", _first_line(exc))
+        try:
+            quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
+        except Exception as exc2:
+            raise ModelError(
+                f"{fp32_onnx}: ONNX Runtime cannot prepare it for quantisation ({_first_line(exc2)})"
+            ) from exc2
+
+
+def _quantize(prepared: Path, quantized: Path, reader: _ImageReader, activations: str, source: Path) -> None:
+    """Static QDQ quantisation: int8 per-channel weights, MinMax-calibrated activations, the first
+    and last convolutions kept in FP32."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    try:
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=edge_convolutions(prepared),
+        )
+    except PolypRtError:
+        raise
+    except Exception as exc:  # the quantiser raises ValueError, RuntimeError, ORT errors...
+        raise ModelError(f"{source}: INT8 quantisation failed ({_first_line(exc)})") from exc
 
 
 def _gate(check: Int8Check, output: Path, images: str, min_mask_dice: float) -> None:

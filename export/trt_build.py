@@ -101,6 +101,34 @@ def _spec(tensor: trt.ITensor) -> TensorSpec:
     return TensorSpec(tensor.name, tuple(None if dims[i] < 0 else int(dims[i]) for i in range(len(dims))))
 
 
+def _builder_config(
+    builder: trt.Builder,
+    input_name: str,
+    shapes: dict[str, list[int]],
+    fp16: bool,
+    workspace_gb: float,
+    cache_path: Path | None,
+) -> trt.IBuilderConfig:
+    """The build settings: workspace, precision, the one optimisation profile, the timing cache."""
+    import tensorrt as trt
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if fp16:
+        if not builder.platform_has_fast_fp16:
+            log.warning("this GPU has no fast FP16; the FP16 engine may be no faster than FP32")
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    low, opt, high = (trt.Dims(shapes[k]) for k in ("min", "opt", "max"))
+    profile.set_shape(input_name, low, opt, high)
+    config.add_optimization_profile(profile)
+    cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
+    if not config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False):
+        log.warning("timing cache %s does not fit this GPU/TensorRT; starting afresh", cache_path)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    return config
+
+
 def build_engine(
     onnx_path: str | Path,
     out_path: str | Path,
@@ -141,21 +169,8 @@ def build_engine(
     chw = [3, contract.height, contract.width]
     shapes = {"min": [min_batch, *chw], "opt": [opt_batch, *chw], "max": [max_batch, *chw]}
 
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-    if fp16:
-        if not builder.platform_has_fast_fp16:
-            log.warning("this GPU has no fast FP16; the FP16 engine may be no faster than FP32")
-        config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    low, opt, high = (trt.Dims(shapes[k]) for k in ("min", "opt", "max"))
-    profile.set_shape(contract.input_name, low, opt, high)
-    config.add_optimization_profile(profile)
     cache_path = Path(timing_cache) if timing_cache else None
-    cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
-    if not config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False):
-        log.warning("timing cache %s does not fit this GPU/TensorRT; starting afresh", cache_path)
-        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    config = _builder_config(builder, contract.input_name, shapes, fp16, workspace_gb, cache_path)
     monitor = _monitor(report) if progress and hasattr(trt, "IProgressMonitor") else None
     if monitor is not None:
         config.progress_monitor = monitor

@@ -158,7 +158,9 @@ def _fine_tuned(initial: Checkpoint, config: TrainConfig) -> tuple[ModelConfig, 
     UNet++ is fully convolutional, so the same weights fine-tune at another input side; the encoder
     and decoder are the checkpoint's, and flags that would change them are refused.
     """
-    changed = [flag for flag, value in (("--encoder", config.encoder), ("--decoder", config.decoder)) if value]
+    changed = [
+        flag for flag, value in (("--encoder", config.encoder), ("--decoder", config.decoder)) if value
+    ]
     if changed:
         raise PolypRtError(
             f"--init takes the architecture of {config.init}; {' and '.join(changed)} cannot change it "

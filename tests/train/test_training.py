@@ -160,7 +160,13 @@ def test_init_fine_tunes_at_another_input_size_and_refuses_another_architecture(
 
     start = load_checkpoint(tiny_run / "best.pt")
     config = TrainConfig(
-        data=[synthetic_data], epochs=1, batch_size=4, init=tiny_run / "best.pt", size=96, out=tmp_path, workers=0
+        data=[synthetic_data],
+        epochs=1,
+        batch_size=4,
+        init=tiny_run / "best.pt",
+        size=96,
+        out=tmp_path,
+        workers=0,
     )
     train(config)
     tuned = load_checkpoint(tmp_path / "best.pt")
@@ -171,6 +177,10 @@ def test_init_fine_tunes_at_another_input_size_and_refuses_another_architecture(
     with open_engine(tmp_path / "best.pt", device="cpu") as engine:
         assert engine.contract.size == (96, 96)
     with pytest.raises(PolypRtError, match="--encoder cannot change it"):
-        train(TrainConfig(data=[synthetic_data], init=tiny_run / "best.pt", encoder="resnet18", out=tmp_path / "b"))
+        train(
+            TrainConfig(
+                data=[synthetic_data], init=tiny_run / "best.pt", encoder="resnet18", out=tmp_path / "b"
+            )
+        )
     with pytest.raises(PolypRtError, match="multiple of 32"):
         train(TrainConfig(data=[synthetic_data], init=tiny_run / "best.pt", size=100, out=tmp_path / "c"))
