@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.files import write_atomic
 from polyp_rt.core.names import printable
+from polyp_rt.core.pages import page_templates
 
 from .cade_view import MetricsView, metrics_view
 from .episodes import Episode
@@ -170,16 +171,9 @@ def render(page: PageView) -> str:
 
 @cache
 def _template() -> Template:
-    from jinja2 import Environment, PackageLoader, StrictUndefined
     from markupsafe import Markup
 
-    env = Environment(
-        loader=PackageLoader("polyp_rt.batch", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = page_templates("polyp_rt.batch")
     # a path that may wrap after its slashes: each part escaped, <wbr> after each slash
     env.filters["breakable"] = lambda text: Markup("/<wbr>").join(str(text).split("/"))
     return env.get_template("report.html")

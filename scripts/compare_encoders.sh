@@ -10,15 +10,11 @@ OUT=${2:-runs/compare}
 EPOCHS=${3:-6}
 BIN=${BIN:-.venv/bin}
 mkdir -p "$OUT"
-candidate() {  # NAME ENCODER SIZE WEIGHTS [MORE FLAGS] (a failed candidate does not stop the others)
-  local run="$OUT/$1"
-  if [ -f "$run/test_metrics.json" ]; then echo "$1: done"; return; fi
-  if [ -f "$run/last.pt" ]; then
-    "$BIN/polyp-rt" train --resume "$run/last.pt" --workers 1 || echo "$1: failed"
-  else
-    "$BIN/polyp-rt" train --data "$DATA" --preset cpu --encoder "$2" --size "$3" --encoder-weights "$4" \
-      --epochs "$EPOCHS" --seed 0 --workers 1 --loss bce-dice --out "$run" "${@:5}" || echo "$1: failed"
-  fi
+PRT=${PRT:-$BIN/polyp-rt}
+source "$(dirname "$0")/candidate_run.sh"
+candidate() {  # NAME ENCODER SIZE WEIGHTS [MORE FLAGS]
+  candidate_run "$OUT/$1" --data "$DATA" --preset cpu --encoder "$2" --size "$3" --encoder-weights "$4" \
+    --epochs "$EPOCHS" --seed 0 --loss bce-dice "${@:5}"
 }
 candidate lite0-224-imagenet timm-tf_efficientnet_lite0 224 imagenet
 candidate lite0-224-random timm-tf_efficientnet_lite0 224 none

@@ -331,17 +331,12 @@ def screenshot(path: Path) -> dict:
 def model_now(times: int = 30) -> dict:
     """The bundled INT8 model alone, now: how loaded the machine is (12.7 ms p50 when idle)."""
     from polyp_rt.engines.registry import open_engine
+    from polyp_rt.engines.timing import time_engine
     from polyp_rt.realtime.config import DEMO_MODEL_INT8
 
     with open_engine(DEMO_MODEL_INT8, device="cpu") as engine:
         batch = np.zeros((1, 3, engine.contract.height, engine.contract.width), np.float32)
-        for _ in range(5):
-            engine.infer(batch)
-        took = []
-        for _ in range(times):
-            started = time.perf_counter()
-            engine.infer(batch)
-            took.append((time.perf_counter() - started) * 1e3)
+        took, _ = time_engine(engine, batch, times, warmup=5)
     return {"model_ms": pct(took), "load": round(os.getloadavg()[0], 1)}
 
 

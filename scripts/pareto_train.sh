@@ -11,16 +11,11 @@ PRT=${PRT:-polyp-rt}
 read -r TRAINSET MIXED < <(PRT=$PRT bash "$(dirname "$0")/benchmark_data.sh" "$DATA" "$WORK" | tail -1)
 OUT="$WORK/pareto"
 mkdir -p "$OUT"
-candidate() {  # NAME ENCODER SIZE DECODER [MORE FLAGS] (a failed candidate does not stop the others)
-  local run="$OUT/$1"
-  if [ -f "$run/test_metrics.json" ]; then echo "$1: done"; return; fi
-  if [ -f "$run/last.pt" ]; then
-    "$PRT" train --resume "$run/last.pt" --workers 1 || echo "$1: failed"
-  else
-    "$PRT" train --data "$TRAINSET" --data "$MIXED" --val-share 0.15 --test-share 0 \
-      --preset cpu --encoder "$2" --size "$3" --decoder "$4" --encoder-weights imagenet \
-      --epochs "$EPOCHS" --amp --seed 0 --workers 1 --out "$run" "${@:5}" || echo "$1: failed"
-  fi
+source "$(dirname "$0")/candidate_run.sh"
+candidate() {  # NAME ENCODER SIZE DECODER [MORE FLAGS]
+  candidate_run "$OUT/$1" --data "$TRAINSET" --data "$MIXED" --val-share 0.15 --test-share 0 \
+    --preset cpu --encoder "$2" --size "$3" --decoder "$4" --encoder-weights imagenet \
+    --epochs "$EPOCHS" --amp --seed 0 "${@:5}"
 }
 for spec in ${CANDIDATES:?set CANDIDATES, e.g. "lite0-192-slim lite0-224-slim"}; do
   IFS=- read -r enc size dec extra <<<"$spec"

@@ -131,10 +131,7 @@ def report(out: Path, chosen: str) -> str:
         "",
         LESION_HEAD,
     ]
-    test = load(out / "test.json")
-    for name, s in test.items():
-        mark = " (default)" if name == chosen else ""
-        lines.append(f"| {name}{mark} | " + " | ".join(cells(s, test["ungated"])) + " |")
+    lines += lesion_rows(load(out / "test.json"), chosen, "default")
     lines += ["", "### False alarms: PolypGen's 126 polyp-free stills as video", ""]
     lines += alarms_table(out, list(load(out / "empty_test.json")))
     lines += [
@@ -143,11 +140,18 @@ def report(out: Path, chosen: str) -> str:
         "",
         LESION_HEAD,
     ]
-    val = load(out / "val.json")
-    for name, s in val.items():
-        mark = " (chosen)" if name == chosen else ""
-        lines.append(f"| {name}{mark} | " + " | ".join(cells(s, val["ungated"])) + " |")
+    lines += lesion_rows(load(out / "val.json"), chosen, "chosen")
     return "\n".join(lines) + "\n"
+
+
+def lesion_rows(streams: dict, chosen: str, mark: str) -> list[str]:
+    """One table row a stream, the chosen gate marked."""
+    return [
+        f"| {name}{f' ({mark})' if name == chosen else ''} | "
+        + " | ".join(cells(s, streams["ungated"]))
+        + " |"
+        for name, s in streams.items()
+    ]
 
 
 class Stored:

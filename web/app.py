@@ -17,6 +17,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.files import to_json
+from polyp_rt.core.pages import page_templates
 from polyp_rt.web.access import Access, App, Guard
 from polyp_rt.web.feed import IN_FLIGHT, LiveFeed
 from polyp_rt.web.uploads import KINDS, UploadError, Uploads
@@ -58,16 +59,7 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 def render(template: str, **values: Any) -> str:
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    env = Environment(
-        loader=PackageLoader("polyp_rt.web", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template(template).render(**values)
+    return page_templates("polyp_rt.web").get_template(template).render(**values)
 
 
 def build_app(views: Views) -> App:
