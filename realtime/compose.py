@@ -123,12 +123,15 @@ def make_stage(engine: Engine, config: RunConfig, style: OverlayStyle) -> Infere
 def make_sinks(config: RunConfig, source: Source, stack: ExitStack, modes: Modes) -> list[Sink]:
     """The sinks the flags ask for; each is closed by `stack` (the recording is always finalised)."""
     sinks: list[Sink] = []
-    if config.record:
-        sinks.append(RecordingSink(config.record, source.width, source.height, source.fps))
-    if config.masks_out:
-        sinks.append(MaskWriter(config.masks_out, shown=modes.passthrough))
-    if config.truth:
-        sinks.append(TruthScorer(config.truth))
-    for sink in sinks:
+
+    def add(sink: Sink) -> None:  # closed even when a later sink cannot be made
         stack.callback(sink.close)
+        sinks.append(sink)
+
+    if config.record:
+        add(RecordingSink(config.record, source.width, source.height, source.fps))
+    if config.masks_out:
+        add(MaskWriter(config.masks_out, shown=modes.passthrough))
+    if config.truth:
+        add(TruthScorer(config.truth))
     return sinks
