@@ -96,7 +96,10 @@ class TrainConfig:
         metavar="RUN/last.pt",
     )
     init: Path | None = option(
-        None, "start from this checkpoint's weights and architecture (fine-tuning)", metavar="CKPT.pt"
+        None,
+        "start from this checkpoint's weights and architecture (fine-tuning); with --size, at another "
+        "input side",
+        metavar="CKPT.pt",
     )
     amp: bool = option(
         False,
