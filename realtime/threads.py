@@ -17,8 +17,6 @@ at 60 fps a frame's threads must not wait a third of a frame for each other.
 from __future__ import annotations
 
 import os
-import sys
-import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,21 +48,3 @@ def thread_plan(runtime_threads: int | None = None) -> ThreadPlan:
     """The plan for this machine; `runtime_threads` (--threads) overrides the runtime's share."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return ThreadPlan(cores=cores, runtime=runtime_threads or cores, opencv=1, decoder=cores)
-
-
-BACKGROUND_NICE = 10  # how much lower a background thread runs than the live path (nice steps)
-
-
-def run_in_background() -> bool:
-    """Lower the calling thread's CPU priority below the live path's: for work that serves
-    onlookers (the browser view's encoder and server), which must never take a core from the
-    pipeline's threads when both want one. Linux keeps a nice value per thread, so only this
-    thread changes; elsewhere (or where it is refused) nothing changes. True where it took."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
-    except OSError:
-        return False
-    return True

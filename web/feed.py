@@ -35,7 +35,6 @@ import numpy as np
 from polyp_rt.realtime.frame import Frame, Stamp, now_ns
 from polyp_rt.realtime.sinks import Sink
 from polyp_rt.realtime.stats import summarise
-from polyp_rt.realtime.threads import run_in_background
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,6 @@ class LiveFeed:
         self.viewers -= 1
 
     def _encode_all(self) -> None:
-        run_in_background()
         try:
             while (shown := self.box.take()) is not None:
                 self._call(self.broadcast.publish, self.encode(shown))

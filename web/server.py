@@ -19,7 +19,6 @@ from types import TracebackType
 
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.engines.base import Engine
-from polyp_rt.realtime.threads import run_in_background
 from polyp_rt.web.access import Access
 from polyp_rt.web.app import Views, build_app
 from polyp_rt.web.config import Address, AddressError, ServeConfig, parse_address
@@ -110,12 +109,9 @@ class WebServer:
         )
         server = uvicorn.Server(config)
         self._server = server
-
-        def serve() -> None:
-            run_in_background()  # viewers wait for the pipeline, never the other way round
-            server.run(sockets=[self.sock])
-
-        self._thread = threading.Thread(target=serve, name="polyp-rt web", daemon=True)
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [self.sock]}, name="polyp-rt web", daemon=True
+        )
         self._thread.start()
         while not self._ready.wait(0.05):
             if not self._thread.is_alive() or server.should_exit:
