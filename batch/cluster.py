@@ -31,12 +31,6 @@ INSTALL_HINT = 'pip install "polyp-rt[batch]"'
 # its servers bind there. Read when ray is first imported.
 SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 CONNECT_TIMEOUT_S = 5.0
-# Ray starts its workers while it starts itself; with this it also has them import what a video
-# task needs (the pipeline, OpenCV, PyAV, OpenVINO) then, not when the first video arrives. Read
-# by the raylet Ray starts here; a module that cannot be imported is skipped. Set it empty to
-# turn it off.
-PRELOAD_ENV = "RAY_preload_python_modules"
-PRELOAD = "polyp_rt.batch.worker,cv2,av,openvino"
 
 
 def import_ray(local: bool = False) -> ModuleType:
@@ -80,7 +74,6 @@ def start_ray(ray: ModuleType, address: str | None, num_cpus: int | None = None)
     # Ray (2.59+) says at every local start that it turned token authentication on: it is on.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address is None:
-        os.environ.setdefault(PRELOAD_ENV, PRELOAD)
         try:
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **options)
         except Exception as exc:

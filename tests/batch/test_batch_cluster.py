@@ -205,36 +205,3 @@ def test_ctrl_c_inside_ray_wait_is_noted_not_raised_there(cluster: tuple[str, di
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1:] == ["stopped: interrupted"], run.stderr
-
-
-WHAT_WORKERS_HAVE = """
-import json, sys
-from polyp_rt.batch.cluster import ray_session
-
-with ray_session(None, 1) as ray:
-    @ray.remote(num_cpus=1)
-    def loaded():
-        names = ("polyp_rt.batch.worker", "cv2", "av", "openvino")
-        return [name for name in names if name in sys.modules]
-
-    print(json.dumps(ray.get(loaded.remote())))
-"""
-
-
-@pytest.mark.parametrize("setting", [None, ""])
-def test_ray_started_here_has_its_workers_import_the_pipeline_before_the_first_video(setting, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "RAY_preload_python_modules"}
-    if setting is not None:
-        env["RAY_preload_python_modules"] = setting  # empty: the way to turn it off
-    run = subprocess.run(
-        [sys.executable, "-c", WHAT_WORKERS_HAVE],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
-    loaded = json.loads(run.stdout.strip().splitlines()[-1])
-    pytest.importorskip("openvino")
-    assert loaded == (["polyp_rt.batch.worker", "cv2", "av", "openvino"] if setting is None else [])
