@@ -15,10 +15,8 @@ from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine  # n
 from polyp_rt.engines.contract import contract_from_onnx  # noqa: E402
 from polyp_rt.engines.imaging import preprocess  # noqa: E402
 from polyp_rt.export.int8 import calibration_split, quantize_int8, verify_int8  # noqa: E402
+from polyp_rt.realtime.config import DEMO_MODEL, DEMO_MODEL_INT8  # noqa: E402
 from polyp_rt.train.synthetic import synth_image  # noqa: E402
-
-DEMO_MODEL = Path(__file__).resolve().parents[2] / "samples" / "polyp_cpu.onnx"
-DEMO_MODEL_INT8 = DEMO_MODEL.with_name("polyp_cpu_int8.onnx")
 
 
 @pytest.fixture(scope="module")
