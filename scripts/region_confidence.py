@@ -22,9 +22,10 @@ import numpy as np
 
 from polyp_rt.engines.imaging import preprocess, sigmoid
 from polyp_rt.engines.registry import open_engine
+from polyp_rt.realtime.config import OverlayConfig
 from polyp_rt.train.data import read_mask, read_rgb, scan_folder
 
-MIN_AREA = 0.002
+MIN_AREA = OverlayConfig().min_area  # the alert threshold (0.2 % of the frame), as the live loop has it
 LEVELS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
