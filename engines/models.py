@@ -48,6 +48,14 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
+def check_size(size: int) -> None:
+    """PolypRtError unless UNet++ can take a square input of `size` (a multiple of 32)."""
+    if size % 32:
+        raise PolypRtError(
+            f"--size {size} is not a multiple of 32, which UNet++ needs; try {size // 32 * 32 or 32}"
+        )
+
+
 def model_config(
     preset: str,
     encoder: str | None = None,
@@ -59,10 +67,8 @@ def model_config(
     if preset not in PRESETS:
         raise PolypRtError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     config = PRESETS[preset]
-    if size is not None and size % 32:
-        raise PolypRtError(
-            f"--size {size} is not a multiple of 32, which UNet++ needs; try {size // 32 * 32 or 32}"
-        )
+    if size is not None:
+        check_size(size)
     encoder = encoder or config.encoder
     if encoder_weights in ("none", ""):
         encoder_weights = None

@@ -21,7 +21,7 @@ from polyp_rt.core.paths import Place, check_outputs
 from polyp_rt.core.progress import progress_bar
 from polyp_rt.engines.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from polyp_rt.engines.contract import ModelContract
-from polyp_rt.engines.models import PRESETS, ModelConfig, contract_for, create_model, model_config
+from polyp_rt.engines.models import PRESETS, ModelConfig, check_size, contract_for, create_model, model_config
 from polyp_rt.engines.pretrained import has_offline_imagenet
 from polyp_rt.train.config import TrainConfig
 from polyp_rt.train.data import Splits, splits_json
@@ -168,7 +168,7 @@ def _fine_tuned(initial: Checkpoint, config: TrainConfig) -> tuple[ModelConfig, 
         )
     if config.size is None or (config.size, config.size) == initial.contract.size:
         return initial.config, initial.contract
-    model_config(initial.config.preset, size=config.size)  # a size UNet++ can take, or a clear error
+    check_size(config.size)
     shape = (initial.config.encoder, config.size, initial.config.decoder_channels)
     preset = next(  # the preset this architecture now is, if any (Lite1 at 256: fast)
         (name for name, p in PRESETS.items() if (p.encoder, p.size, p.decoder_channels) == shape),
