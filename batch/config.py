@@ -93,8 +93,10 @@ class BatchConfig:
         high=100_000,
     )
     cpus_per_task: float = option(
-        1.0,
-        "CPUs each video's task asks Ray for; also its inference threads on a CPU",
+        2.0,
+        "CPUs each video's task asks Ray for; also its inference threads on a CPU (2: one video's "
+        "two requests in flight overlap its decoding and drawing, measured faster on two cores than "
+        "two videos of one CPU each)",
         metavar="F",
         low=0.0,
         high=1024.0,

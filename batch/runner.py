@@ -225,8 +225,8 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
     from polyp_rt.batch.cluster import cluster_resources, ray_session
 
     local_cpus = None
-    if config.ray_address is None and config.workers is not None:  # --workers is honoured here
-        local_cpus = max(os.cpu_count() or 1, math.ceil(config.workers * config.cpus_per_task))
+    if config.ray_address is None:  # --workers and --cpus-per-task are honoured on any machine
+        local_cpus = max(os.cpu_count() or 1, math.ceil((config.workers or 1) * config.cpus_per_task))
     # the signals are watched from after ray.init, which replaces SIGTERM's handler
     with ray_session(config.ray_address, local_cpus) as ray, SignalWatch() as stop:
         workers = config.workers or _fitting_workers(cluster_resources(ray), config)

@@ -14,6 +14,24 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+
+@pytest.fixture(autouse=True, scope="session")
+def openvino_cache_of_the_tests(tmp_path_factory):
+    """OpenVINO's compiled models go to a folder of this test session, not the user's ~/.cache
+    (the commands the tests start inherit it)."""
+    import os
+
+    from polyp_rt.engines.backends.openvino_backend import CACHE_ENV
+
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("openvino-cache"))
+    yield
+    if saved is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = saved
+
+
 def write_pair(images: Path, masks: Path, stem: str, size=(48, 64), ext=".png", mask_ext=".png", seed=0):
     """One image with a bright disc and its exact mask; returns the mask as {0,1}."""
     rng = np.random.default_rng(seed)

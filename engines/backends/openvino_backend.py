@@ -5,10 +5,17 @@ OpenVINO reads the .onnx directly (FP32, FP16 or the INT8 QDQ file of `polyp_rt.
 it runs the quantised convolutions in INT8). The graph is compiled with a static input shape
 [batch_size,3,H,W] and, for an FP32 file, FP32 arithmetic: left alone, the CPU plugin picks
 bfloat16 on CPUs that have it, and the logits would then no longer be the file's.
+
+Compiled models are kept between runs (`compile_cache`): compiling the bundled INT8 model takes
+about 0.8 s on two cores, loading it from the cache about 0.2 s, and the logits are the same
+bit for bit. OpenVINO keys each cached blob by the model's graph and weights, the settings and
+its own version, so a changed model or setting compiles anew.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,32 @@ from polyp_rt.engines.base import Engine, OpenOptions, Pending
 from polyp_rt.engines.contract import ModelContract, TensorSpec, check_io, contract_from_onnx
 
 INSTALL = 'pip install "polyp-rt[openvino]"'
+CACHE_ENV = "POLYP_RT_OPENVINO_CACHE"  # a folder for the compiled models, or "off"
+
+log = logging.getLogger(__name__)
+
+
+def compile_cache() -> Path | None:
+    """The folder OpenVINO keeps compiled models in: $POLYP_RT_OPENVINO_CACHE, else
+    $XDG_CACHE_HOME/polyp-rt/openvino (~/.cache/polyp-rt/openvino); None when that is "off" or
+    the folder cannot be made or written (the model is then compiled each time)."""
+    chosen = os.environ.get(CACHE_ENV, "").strip()
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        folder = Path(chosen).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
+        folder = Path(base) / "polyp-rt" / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.debug("no OpenVINO compile cache at %s (%s)", folder, exc)
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        log.debug("no OpenVINO compile cache at %s (not writable)", folder)
+        return None
+    return folder
 
 
 class OpenVinoEngine(Engine):
@@ -80,6 +113,9 @@ class OpenVinoEngine(Engine):
         self.batch_sizes = (batch_size, batch_size)  # compiled for this batch
 
         core = ov.Core()
+        self.cache_dir = compile_cache()
+        if self.cache_dir is not None:
+            core.set_property({"CACHE_DIR": str(self.cache_dir)})
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts

@@ -247,7 +247,7 @@ BATCH_CHANGED: dict[str, object] = {
     "masks": True,
     "ray_address": "127.0.0.1:6379",
     "workers": 3,
-    "cpus_per_task": 2.0,
+    "cpus_per_task": 1.0,
     "gpus_per_task": 1.0,
     "retries": 0,
     "truth": Path("truth"),  # --truth keeps the masks: a run without them is redone (set to a folder below)

@@ -53,6 +53,43 @@ def test_openvino_gives_onnxruntime_logits_on_a_real_unetpp(tiny_onnx):
             assert np.array_equal(mask_at(a[0], 200, 200, 0.5), mask_at(b[0], 200, 200, 0.5))
 
 
+
+def test_a_compiled_model_is_kept_and_gives_the_same_logits(tiny_onnx, tmp_path, monkeypatch):
+    from polyp_rt.engines.backends.openvino_backend import CACHE_ENV
+
+    x = scenes(contract_from_onnx(tiny_onnx), 1)
+    monkeypatch.setenv(CACHE_ENV, "off")
+    with OpenVinoEngine(tiny_onnx) as ov:
+        assert ov.cache_dir is None
+        uncached = ov.infer(x)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    for _ in range(2):  # the first compiles and keeps the blob, the second loads it
+        with OpenVinoEngine(tiny_onnx) as ov:
+            assert ov.cache_dir == cache
+            assert np.array_equal(ov.infer(x), uncached)
+        blobs = sorted(p.name for p in cache.iterdir() if p.suffix == ".blob")
+        assert len(blobs) == 1
+    with OpenVinoEngine(tiny_onnx, batch_size=2) as ov:  # another input shape: a blob of its own
+        assert np.abs(ov.infer(np.concatenate([x, x]))[1] - uncached[0]).max() < 1e-4
+    assert len([p for p in cache.iterdir() if p.suffix == ".blob"]) == 2
+
+
+def test_a_cache_folder_that_cannot_be_made_means_compiling_each_time(tiny_onnx, tmp_path, monkeypatch):
+    from polyp_rt.engines.backends.openvino_backend import CACHE_ENV
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))
+    with OpenVinoEngine(tiny_onnx) as ov:
+        assert ov.cache_dir is None
+        assert ov.infer(scenes(ov.contract, 1)).shape == (1, 1, 64, 64)
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with OpenVinoEngine(tiny_onnx) as ov:
+        assert ov.cache_dir == tmp_path / "xdg" / "polyp-rt" / "openvino"
+
+
 def test_a_batch_and_a_thread_count_are_honoured(tiny_onnx):
     x = scenes(contract_from_onnx(tiny_onnx), 2)
     with OpenVinoEngine(tiny_onnx, batch_size=2, threads=1) as ov, OnnxRuntimeEngine(tiny_onnx, "cpu") as ort:
