@@ -14,7 +14,6 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-
 @pytest.fixture(autouse=True, scope="session")
 def openvino_cache_of_the_tests(tmp_path_factory):
     """OpenVINO's compiled models go to a folder of this test session, not the user's ~/.cache

@@ -53,7 +53,6 @@ def test_openvino_gives_onnxruntime_logits_on_a_real_unetpp(tiny_onnx):
             assert np.array_equal(mask_at(a[0], 200, 200, 0.5), mask_at(b[0], 200, 200, 0.5))
 
 
-
 def test_a_compiled_model_is_kept_and_gives_the_same_logits(tiny_onnx, tmp_path, monkeypatch):
     from polyp_rt.engines.backends.openvino_backend import CACHE_ENV
 
