@@ -78,6 +78,12 @@ class BatchConfig:
         nargs="+",
         metavar="N:M",
     )
+    in_process: bool = option(
+        False,
+        "run the videos one after another in this process, without Ray: nothing to start (about 5 s "
+        "sooner), Ray need not be installed; a video that crashes the process ends the batch (run it "
+        "again: finished videos are kept); not with --ray-address, --workers or --gpus-per-task",
+    )
     ray_address: str | None = option(
         None,
         "join a running Ray cluster: auto (the cluster this machine belongs to), HOST:PORT or "

@@ -76,6 +76,7 @@ class BatchResult:
     frames: int = 0  # processed in this run
     video_s: float = 0.0  # the duration of the videos processed in this run
     workers: int = 0
+    in_process: bool = False  # --in-process: the videos ran here, one after another, without Ray
     internal_errors: int = 0
     interrupted: str | None = None  # a signal's reason: "interrupted" (Ctrl-C) or "terminated" (SIGTERM)
     started: float | None = None  # monotonic time the first task was submitted
@@ -131,6 +132,11 @@ def run_batch(config: BatchConfig, watcher: Watcher | None = None) -> BatchResul
     out = config.out.resolve()
     if out.exists() and not out.is_dir():
         raise InputFileError(f"--out {config.out}: exists and is not a folder")
+    if config.in_process and (config.ray_address or (config.workers or 1) > 1 or config.gpus_per_task):
+        raise PolypRtError(
+            "--in-process runs one video at a time in this process, on its own CPUs or --device: "
+            "leave out --ray-address, --workers and --gpus-per-task"
+        )
     check_writable(Place("--out", config.out, folder=True))  # read-only, below a file: one line now
     from polyp_rt.engines.registry import read_contract
 
@@ -222,6 +228,15 @@ def _run_locked(
 
 
 def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
+    todo = {**plan.todo, **plan.rescore}
+    if config.in_process:
+        result.in_process = True
+        with SignalWatch() as stop:
+            _start(plan, watcher, result, list(todo.values()), workers=1)
+            with closing(_run_here([plan.job(video) for video in todo.values()], watcher, stop)) as outcomes:
+                for outcome in outcomes:
+                    _take(outcome, plan, watcher, result)
+        return
     from polyp_rt.batch.cluster import cluster_resources, ray_session
 
     local_cpus = None
@@ -230,14 +245,32 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
     # the signals are watched from after ray.init, which replaces SIGTERM's handler
     with ray_session(config.ray_address, local_cpus) as ray, SignalWatch() as stop:
         workers = config.workers or _fitting_workers(cluster_resources(ray), config)
-        result.workers = workers
-        result.started = time.monotonic()
-        todo = {**plan.todo, **plan.rescore}
-        watcher.planned(plan.videos, list(todo.values()), workers)
+        _start(plan, watcher, result, list(todo.values()), workers)
         jobs = {name: plan.job(video) for name, video in todo.items()}
         with closing(_run_tasks(ray, config, jobs, workers, watcher, stop)) as outcomes:
             for outcome in outcomes:
                 _take(outcome, plan, watcher, result)
+
+
+def _start(plan: Plan, watcher: Watcher, result: BatchResult, todo: list[Video], workers: int) -> None:
+    result.workers = workers
+    result.started = time.monotonic()
+    watcher.planned(plan.videos, todo, workers)
+
+
+def _run_here(
+    jobs: list[VideoJob], watcher: Watcher, stop: SignalWatch
+) -> Generator[VideoResult, None, None]:
+    """--in-process: one video after another in this process. A signal during a video stops its
+    pipeline (which watches the signals while it runs) and comes out of it as `Stopped`."""
+    from polyp_rt.batch.worker import next_attempt, process_video, rescore_video
+
+    for job in jobs:
+        stop.check()
+        if job.rescore:
+            yield rescore_video(job)
+        else:
+            yield process_video(job, next_attempt(job.work_root, job.name), watcher.event, stop.check)
 
 
 def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResult) -> None:

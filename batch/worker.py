@@ -36,6 +36,7 @@ from polyp_rt.batch.report import (
 from polyp_rt.core.errors import InputFileError, PolypRtError
 from polyp_rt.core.files import strict, write_json
 from polyp_rt.core.names import printable
+from polyp_rt.core.signals import REASONS, Stopped
 from polyp_rt.realtime.config import RunConfig
 
 if TYPE_CHECKING:
@@ -109,8 +110,13 @@ def _attempt_folders(work_root: Path, name: str) -> list[Path]:
     return [p for p in work_root.iterdir() if p.name.startswith(f"{name}.attempt")]
 
 
-def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> VideoResult:
-    """Process `job.input` into `work_root/<name>.attempt<attempt>/`; what became of it."""
+def process_video(
+    job: VideoJob, attempt: int, report: Report | None = None, check_stop: Callable[[], None] | None = None
+) -> VideoResult:
+    """Process `job.input` into `work_root/<name>.attempt<attempt>/`; what became of it.
+    `check_stop` (the batch driver's, running the video in its own process: it raises `Stopped`
+    once the run is to stop) is called before the video's pipeline starts, and a pipeline stopped
+    by a signal then raises `Stopped` with its reason."""
     pid, host = os.getpid(), socket.gethostname()
     for stale in _attempt_folders(job.work_root, job.name):  # left by an attempt that died
         shutil.rmtree(stale, ignore_errors=True)
@@ -124,7 +130,7 @@ def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> 
 
     facts: dict[str, Any] = {"attempt": attempt, "model": str(job.run.model)}
     try:
-        result = _run(job, work, attempt, emit)
+        result = _run(job, work, attempt, emit, check_stop)
     except PolypRtError as exc:
         result = VideoResult.failed(job, f"{type(exc).__name__}: {exc}", **facts)
     except Exception as exc:  # a bug: this video fails, the batch goes on and exits 1
@@ -138,7 +144,9 @@ def process_video(job: VideoJob, attempt: int, report: Report | None = None) -> 
     return result
 
 
-def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> VideoResult:
+def _run(
+    job: VideoJob, work: Path, attempt: int, emit: Callable[..., None], check_stop: Callable[[], None] | None
+) -> VideoResult:
     from polyp_rt.batch.record_sink import FrameRecordSink
     from polyp_rt.realtime.compose import compose, open_run_engine
     from polyp_rt.realtime.stats import write_stats_json
@@ -158,10 +166,14 @@ def _run(job: VideoJob, work: Path, attempt: int, emit: Callable[..., None]) -> 
             source = pipeline.source
             sink.set_nominal_fps(source.fps)
             emit(STARTED, frames_expected=getattr(source, "frames_expected", None))
+            if check_stop is not None:
+                check_stop()
             outcome = pipeline.run()
         emit(DONE, frames=sink.frames)
         if outcome.error is not None:
             raise outcome.error
+        if check_stop is not None and outcome.reason in REASONS.values():  # a signal, in the driver
+            raise Stopped(outcome.reason)
         if outcome.reason != "end of stream":
             raise PolypRtError(f"{job.input}: stopped before the end ({outcome.reason})")
         summary = outcome.stats.summary()

@@ -31,10 +31,13 @@ def batch_command(config: BatchConfig) -> int:
     from polyp_rt.batch.cluster import import_ray
     from polyp_rt.batch.runner import run_batch
 
-    import_ray(local=config.ray_address is None)  # a missing Ray is one line before anything starts
+    if not config.in_process:
+        import_ray(local=config.ray_address is None)  # a missing Ray is one line before anything starts
     with progress_bar() as progress:
         result = run_batch(config, ProgressBars(progress))
-    console.print(closing_table(result))
+    table, lines = closing_table(result)
+    console.print(table)
+    console.print(lines)
     metrics = metrics_table(result)
     if metrics is not None:
         console.print(metrics)
@@ -97,7 +100,9 @@ class ProgressBars(Watcher):
         )
 
 
-def closing_table(result: BatchResult) -> Table:
+def closing_table(result: BatchResult) -> tuple[Table, str]:
+    """The closing table and the lines under it (counts, speed, the reports), printed apart so a
+    narrow terminal wraps them instead of cutting them at the table's width."""
     out = printable(result.out_dir)
     table = Table(title=escape(f"polyp-rt batch · {out}"))
     table.add_column("video", overflow="fold", min_width=10)
@@ -126,18 +131,19 @@ def closing_table(result: BatchResult) -> Table:
     more = len(result.rows) - len(shown)
     speed = ""
     if result.frames and result.elapsed_s > 0:
+        where = f"over {result.workers} worker{'' if result.workers == 1 else 's'}"
         speed = (
             f" · {result.frames:,} frames in {fmt_clock(result.elapsed_s)} = "
             f"{result.frames / result.elapsed_s:,.1f} frames/s, "
             f"{result.video_s / result.elapsed_s:.1f}× real time, "
-            f"over {result.workers} workers"
+            f"{'in this process' if result.in_process else where}"
         )
-    table.caption = escape(
+    lines = escape(
         f"{len(result.rows)} videos: {counts}{speed}"
         + (f" · {more} more rows in summary.csv" if more > 0 else "")
         + f"\n{out}/summary.csv · {out}/report.html"
     )
-    return table
+    return table, lines
 
 
 def _truth_note(row: VideoRow) -> str:

@@ -143,12 +143,14 @@ def check_result_folder(folder: Path, source: Path, frames: int, attempt: int = 
 
 
 def test_local_run_writes_every_output(
-    local_ray: None, archive: Path, micro_onnx: Path, tmp_path: Path
+    local_ray: None, archive: Path, micro_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
     args = ["batch", str(archive), "--out", str(out), "--model", str(micro_onnx), "--record", "--masks"]
     args += ["--threshold", "0.3"]
     assert main(args) == 2, "one bad input: exit 2, the others done"
+    closing = " ".join(capsys.readouterr().out.split())  # the closing table's caption, unfolded
+    assert f"{3 * CLIP['frames']} frames in 00:" in closing and "× real time, over 1 worker " in closing
 
     rows = summary_rows(out)
     assert list(rows) == ["a.mp4", "b.mp4", "broken.mp4", "day2_a.mp4"], "name clash: distinct folders"
@@ -245,6 +247,7 @@ BATCH_CHANGED: dict[str, object] = {
     **PIPELINE_CHANGED,
     "record": True,
     "masks": True,
+    "in_process": True,
     "ray_address": "127.0.0.1:6379",
     "workers": 3,
     "cpus_per_task": 1.0,
@@ -261,6 +264,7 @@ BATCH_NOT_RESULTS = {
     "metrics.tau",
     "device",
     "cuda_graph",
+    "in_process",
     "ray_address",
     "workers",
     "cpus_per_task",
