@@ -8,13 +8,13 @@ every video runs that `RunConfig`, with only its source and its folder set per v
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyp_rt.core.options import option
 from polyp_rt.evaluation.config import MetricsConfig, parse_gates
-from polyp_rt.realtime.config import OverlayConfig, RunConfig, model_to_run
+from polyp_rt.realtime.config import OverlayConfig, RunConfig, model_to_run, run_config_of
 
 if TYPE_CHECKING:
     from polyp_rt.batch.truth import Scoring
@@ -127,18 +127,17 @@ class BatchConfig:
         --model the bundled one for the task's device: INT8 for a task without a GPU), and the
         recording and masks (if asked) named relative to the video's folder. `source` is set per
         video."""
-        run_names = {f.name for f in fields(RunConfig)} - NOT_PIPELINE
-        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name in run_names}
         on_cpu = self.gpus_per_task == 0  # a task without a GPU runs on the CPU
         device = self.device or ("cpu" if on_cpu else None)
-        options.update(
+        return run_config_of(
+            self,
+            leave=NOT_PIPELINE,
             model=model_to_run(self.model, self.backend, device).resolve(),
             record=RECORDING if self.record else None,  # here a yes or no: the file is each video's
             masks_out=MASKS if self.masks or self.truth else None,  # the truth is scored on them
             threads=max(1, round(self.cpus_per_task)) if on_cpu else None,
             headless=True,
         )
-        return RunConfig(**options)
 
     def scoring(self) -> Scoring:
         """How the videos are scored against their truth (each video's folder set by pairing)."""

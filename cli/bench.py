@@ -27,7 +27,7 @@ from polyp_rt.core.files import to_json
 from polyp_rt.core.redact import redact
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.timing import time_engine
-from polyp_rt.realtime.config import OverlayConfig, RunConfig, model_to_run
+from polyp_rt.realtime.config import model_to_run, run_config_of
 from polyp_rt.realtime.stats import summarise
 from polyp_rt.realtime.stats_file import AS_FAST_AS_POSSIBLE, pacing
 from polyp_rt.realtime.threads import thread_plan
@@ -256,20 +256,8 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
 
     if len(config.model) > 1:
         raise PolypRtError("--pipeline times one model: pass one --model")
-    run_config = RunConfig(
-        source=config.source,
-        model=config.model[0] if config.model else None,
-        backend=config.backend,
-        device=config.device,
-        fp16=config.fp16,
-        cuda_graph=config.cuda_graph,
-        headless=True,
-        max_frames=config.frames,
-        stages=config.stages,
-        display=config.display,
-        inference=config.inference,
-        overlay=OverlayConfig(alert_min_frames=config.alert_min_frames, alert_hold=config.alert_hold),
-    ).with_model()
+    one = config.model[0] if config.model else None  # --model: one file here
+    run_config = run_config_of(config, model=one, headless=True, max_frames=config.frames).with_model()
     model = run_config.model
     with open_run_engine(run_config) as engine:
         frame_shape = (1, 3, engine.contract.height, engine.contract.width)

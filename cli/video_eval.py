@@ -98,7 +98,7 @@ def run_and_score(
     """Run the pipeline over --video headless and score it frame by frame."""
     from polyp_rt.engines.registry import open_engine
     from polyp_rt.realtime.compose import compose
-    from polyp_rt.realtime.config import OverlayConfig, RunConfig, bundled_model_for
+    from polyp_rt.realtime.config import bundled_model_for, run_config_of
     from polyp_rt.realtime.threads import thread_plan
 
     assert config.video is not None and config.truth is not None
@@ -106,19 +106,9 @@ def run_and_score(
     if truth.info.sha256 and config.video.is_file():
         truth.expect_video(sha256_of(config.video), str(config.video))
     model = config.model or bundled_model_for(config.backend, config.device)
-    overlay = OverlayConfig(
-        alert_min_frames=config.alert_min_frames, alert_hold=config.alert_hold, min_area=config.min_area
-    )
-    run = RunConfig(
-        source=str(config.video),
-        model=Path(model),
-        backend=config.backend,
-        device=config.device,
-        fp16=config.fp16,
-        threshold=config.threshold,
-        threads=config.threads,
-        headless=True,
-        overlay=overlay,
+    # --record and --truth name this command's own inputs, not the pipeline's outputs
+    run = run_config_of(
+        config, leave=("record", "truth"), source=str(config.video), model=Path(model), headless=True
     )
     stream = StreamScorer(truth, config.min_area, drawn=live, gates=gates, video=config.video.name)
     threads = thread_plan(config.threads).runtime

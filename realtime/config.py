@@ -7,8 +7,10 @@ written once, here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from polyp_rt.core.options import option
 
@@ -199,3 +201,17 @@ class RunConfig:
         """This configuration with its model settled (`model_file`), as the run, its statistics and
         a batch's manifest record it."""
         return replace(self, model=self.model_file)
+
+
+def run_config_of(command: Any, *, leave: Collection[str] = (), **fixed: Any) -> RunConfig:
+    """The pipeline a command runs, from the command's configuration taken whole: each of its
+    fields named as one of `RunConfig` (or, for a command without an `overlay`, as one of
+    `OverlayConfig`) is that option, but those in `leave` (the same name for another thing);
+    `fixed` sets what the command decides itself. `batch`, `bench --pipeline` and `eval --video`
+    build their pipelines here, so an option they share with `run` reaches it without a copy."""
+    names = {f.name for f in fields(command)} - set(leave) - set(fixed)
+    options = {f.name: getattr(command, f.name) for f in fields(RunConfig) if f.name in names}
+    if "overlay" not in options and "overlay" not in fixed:
+        flat = {f.name: getattr(command, f.name) for f in fields(OverlayConfig) if f.name in names}
+        options["overlay"] = OverlayConfig(**flat)
+    return RunConfig(**options, **fixed)
