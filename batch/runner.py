@@ -1,9 +1,11 @@
-"""The batch driver: what to do, Ray tasks for it, progress, results moved into place, the reports.
+"""The batch driver: what to do, the videos' tasks for it, progress, results moved into place, the
+reports.
 
-    inputs -> names -> manifest (skip finished, unchanged videos) -> one Ray task per video
+    inputs -> names -> manifest (skip finished, unchanged videos) -> one task per video
            -> result folders moved into place, manifest entry written -> summary.csv, report.html
 
 (Inputs that are not regular files, or lie in an earlier batch's output, are skipped rows.)
+The tasks run on Ray, or with --in-process one after another in this process (batch/tasks.py).
 
 The driver is the only writer of the output folder's top level: a task works in
 `DIR/.work/<name>.attempt<N>/` and the driver renames that folder to `DIR/<name>/` when the
@@ -15,7 +17,8 @@ run at a time holds `DIR/.lock`. Every task runs the batch's one `RunConfig`
 Ctrl-C (or SIGTERM), noted by `core.signals.SignalWatch` and raised at the top of the driver's
 loop (never inside Ray's wait), stops submitting, cancels the running tasks, writes the summary
 and the report with the unfinished videos marked `skipped: interrupted`, and returns; the
-manifest only ever lists finished videos, so the next run resumes.
+manifest only ever lists finished videos, so the next run resumes. With --in-process the running
+video's pipeline watches the signals itself, stops, and the stop comes out of it as `Stopped`.
 """
 
 from __future__ import annotations
@@ -26,11 +29,10 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Generator, Iterator
-from contextlib import closing, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from polyp_rt.batch.config import BatchConfig
@@ -38,6 +40,7 @@ from polyp_rt.batch.events import Event
 from polyp_rt.batch.inputs import Refused, Video, collect, name_videos
 from polyp_rt.batch.manifest import Manifest, settings_of
 from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow
+from polyp_rt.batch.tasks import fitting_workers, run_here, run_on_ray
 from polyp_rt.batch.truth import Scoring, TruthOutcome, make_key, pair_truth, read_metrics, same_key
 from polyp_rt.batch.worker import VideoJob, VideoResult, read_episodes
 from polyp_rt.core.errors import InputFileError, PolypRtError
@@ -48,8 +51,6 @@ from polyp_rt.realtime.config import RunConfig
 
 log = logging.getLogger(__name__)
 
-WAIT_S = 0.25  # the driver's longest wait for an event before it looks at the tasks again
-CANCEL_WAIT_S = 10.0  # after Ctrl-C: how long the cancelled tasks get to stop
 STATUS_INTERRUPTED = "skipped: interrupted"
 STATUS_RESCORED = "skipped: unchanged, scored again"  # --truth: the truth changed, the video did not
 
@@ -233,7 +234,9 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
         result.in_process = True
         with SignalWatch() as stop:
             _start(plan, watcher, result, list(todo.values()), workers=1)
-            with closing(_run_here([plan.job(video) for video in todo.values()], watcher, stop)) as outcomes:
+            with closing(
+                run_here([plan.job(video) for video in todo.values()], watcher.event, stop)
+            ) as outcomes:
                 for outcome in outcomes:
                     _take(outcome, plan, watcher, result)
         return
@@ -244,10 +247,10 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
         local_cpus = max(os.cpu_count() or 1, math.ceil((config.workers or 1) * config.cpus_per_task))
     # the signals are watched from after ray.init, which replaces SIGTERM's handler
     with ray_session(config.ray_address, local_cpus) as ray, SignalWatch() as stop:
-        workers = config.workers or _fitting_workers(cluster_resources(ray), config)
+        workers = config.workers or fitting_workers(cluster_resources(ray), config)
         _start(plan, watcher, result, list(todo.values()), workers)
         jobs = {name: plan.job(video) for name, video in todo.items()}
-        with closing(_run_tasks(ray, config, jobs, workers, watcher, stop)) as outcomes:
+        with closing(run_on_ray(ray, config, jobs, workers, watcher.event, stop)) as outcomes:
             for outcome in outcomes:
                 _take(outcome, plan, watcher, result)
 
@@ -256,21 +259,6 @@ def _start(plan: Plan, watcher: Watcher, result: BatchResult, todo: list[Video],
     result.workers = workers
     result.started = time.monotonic()
     watcher.planned(plan.videos, todo, workers)
-
-
-def _run_here(
-    jobs: list[VideoJob], watcher: Watcher, stop: SignalWatch
-) -> Generator[VideoResult, None, None]:
-    """--in-process: one video after another in this process. A signal during a video stops its
-    pipeline (which watches the signals while it runs) and comes out of it as `Stopped`."""
-    from polyp_rt.batch.worker import next_attempt, process_video, rescore_video
-
-    for job in jobs:
-        stop.check()
-        if job.rescore:
-            yield rescore_video(job)
-        else:
-            yield process_video(job, next_attempt(job.work_root, job.name), watcher.event, stop.check)
 
 
 def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
@@ -284,116 +272,6 @@ def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResul
     if result.started is not None:
         result.elapsed_s = time.monotonic() - result.started
     watcher.finished(row)
-
-
-def _fitting_workers(resources: dict[str, float], config: BatchConfig) -> int:
-    """As many tasks as the cluster's CPUs (GPUs, with --gpus-per-task) hold at once."""
-    if config.gpus_per_task > 0:
-        gpus = resources.get("GPU", 0.0)
-        if gpus < config.gpus_per_task:
-            raise PolypRtError(
-                f"--gpus-per-task {config.gpus_per_task:g}: the Ray cluster has {gpus:g} GPUs; "
-                "start it on GPU machines, or leave --gpus-per-task out to run on CPUs"
-            )
-        return max(1, int(gpus // config.gpus_per_task))
-    return max(1, int(resources.get("CPU", 1.0) // config.cpus_per_task))
-
-
-def _run_tasks(
-    ray: ModuleType,
-    config: BatchConfig,
-    jobs: dict[str, VideoJob],
-    workers: int,
-    watcher: Watcher,
-    stop: SignalWatch,
-) -> Generator[VideoResult, None, None]:
-    """Submit at most `workers` tasks at a time; yield each task's result as it arrives."""
-    from ray.util.queue import Empty, Queue
-
-    events = Queue(maxsize=workers, actor_options={"num_cpus": 0})
-    task = ray.remote(video_task).options(
-        num_cpus=config.cpus_per_task,
-        num_gpus=config.gpus_per_task,
-        max_retries=config.retries,
-        retry_exceptions=False,
-    )
-    waiting = list(jobs.values())
-    running: dict[Any, str] = {}
-    latest: dict[str, int] = {}  # video -> the latest attempt heard of; older events are stale
-    progress = True
-    try:
-        while waiting or running:
-            stop.check()
-            while waiting and len(running) < workers:
-                job = waiting.pop(0)
-                running[task.remote(job, events)] = job.name
-            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0 if progress else WAIT_S)
-            for ref in ready:
-                name = running.pop(ref)
-                yield _result_of(ray, ref, jobs[name])
-            if ready or not progress:
-                continue
-            try:
-                event = events.get(block=True, timeout=WAIT_S)
-            except Empty:
-                continue
-            except Exception as exc:  # the queue's actor is gone (e.g. killed when memory ran low)
-                log.warning("progress reports lost (%s); the videos go on without them", type(exc).__name__)
-                progress = False
-                continue
-            if event.attempt >= latest.get(event.video, 0):
-                latest[event.video] = event.attempt
-                watcher.event(event)
-    finally:
-        with suppress(Exception):  # Ray itself may be what failed: the first error is the one to report
-            for ref in running:
-                ray.cancel(ref)
-            if running:
-                ray.wait(list(running), num_returns=len(running), timeout=CANCEL_WAIT_S)
-            events.shutdown(force=True)
-
-
-def video_task(job: VideoJob, events: Any) -> VideoResult:
-    """The Ray task: one video (runs on a worker; `events` is the driver's bounded queue)."""
-    from polyp_rt.batch.worker import next_attempt, process_video, rescore_video
-
-    if job.rescore:
-        return rescore_video(job)
-    attempt = _ray_attempt() or next_attempt(job.work_root, job.name)
-    reporting = True
-
-    def report(event: Event) -> None:
-        nonlocal reporting
-        if reporting:
-            try:
-                events.put(event, block=True)
-            except Exception:  # the driver's queue is gone: the video goes on without progress
-                reporting = False
-
-    return process_video(job, attempt, report)
-
-
-def _ray_attempt() -> int | None:
-    """Which run of this task this is (1 = the first), from Ray's own count where it tells it."""
-    try:
-        import ray
-
-        core_worker = ray._private.worker.global_worker.core_worker  # type: ignore[attr-defined]
-        return int(core_worker.get_current_task_attempt_number()) + 1
-    except Exception:  # an older or newer Ray without it: the work folders tell
-        return None
-
-
-def _result_of(ray: ModuleType, ref: Any, job: VideoJob) -> VideoResult:
-    """A task's result; a task that failed in Ray (its retries used up, a bug) as a failed result."""
-    try:
-        value: VideoResult = ray.get(ref)
-        return value
-    except Exception as exc:
-        crashed = type(exc).__name__ in ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError")
-        text = str(exc).strip().splitlines()
-        cause = text[-1] if text else type(exc).__name__
-        return VideoResult.failed(job, f"{type(exc).__name__}: {cause}", internal=not crashed)
 
 
 def _commit(outcome: VideoResult, plan: Plan) -> VideoRow:

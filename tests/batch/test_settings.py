@@ -96,12 +96,12 @@ def test_a_changed_result_option_redoes_the_video_and_no_other_does(
 
 
 def test_cpu_tasks_default_to_two_threads_each_and_as_many_as_the_cpus_hold(tmp_path: Path) -> None:
-    from polyp_rt.batch.runner import _fitting_workers
+    from polyp_rt.batch.tasks import fitting_workers
 
     config = BatchConfig(inputs=[tmp_path], out=tmp_path / "out", device="cpu")
     assert config.run_config().threads == 2  # one video's two requests, one thread each
-    assert _fitting_workers({"CPU": 2.0}, config) == 1  # this 2-core machine: a video at a time
-    assert _fitting_workers({"CPU": 16.0}, config) == 8
-    assert _fitting_workers({"CPU": 1.0}, config) == 1  # never none
+    assert fitting_workers({"CPU": 2.0}, config) == 1  # this 2-core machine: a video at a time
+    assert fitting_workers({"CPU": 16.0}, config) == 8
+    assert fitting_workers({"CPU": 1.0}, config) == 1  # never none
     one_each = dataclasses.replace(config, cpus_per_task=1.0)
-    assert one_each.run_config().threads == 1 and _fitting_workers({"CPU": 2.0}, one_each) == 2
+    assert one_each.run_config().threads == 1 and fitting_workers({"CPU": 2.0}, one_each) == 2
