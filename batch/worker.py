@@ -1,4 +1,5 @@
-"""One video, start to end, as one Ray task runs it (nothing here needs Ray).
+"""One video, start to end, as one Ray task (or the driver itself, --in-process) runs it (nothing
+here needs Ray).
 
 The task opens the engine with the registry's `open_engine`, wires the project's own pipeline with
 `compose()` (headless, no pacing) plus the batch's frame-record sink, and writes everything into
