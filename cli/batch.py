@@ -23,7 +23,7 @@ from polyp_rt.core.names import printable
 from polyp_rt.core.progress import progress_bar
 
 TABLE_ROWS = 40  # videos listed in the closing table; summary.csv has them all
-ERROR_CHARS = 100  # of an error in the table; summary.csv and report.html have it whole
+ERROR_CHARS = 200  # of an error under the table; summary.csv and report.html have it whole
 ROW_STYLES = {"failed": "red", "damaged": "yellow", "skipped": "dim"}
 
 
@@ -101,15 +101,15 @@ class ProgressBars(Watcher):
 
 
 def closing_table(result: BatchResult) -> tuple[Table, str]:
-    """The closing table and the lines under it (counts, speed, the reports), printed apart so a
-    narrow terminal wraps them instead of cutting them at the table's width."""
+    """The closing table and the lines under it (why each listed video failed or is damaged, the
+    counts, the speed, the reports), printed apart so a narrow terminal wraps them instead of
+    cutting them at the table's width."""
     out = printable(result.out_dir)
-    table = Table(title=escape(f"polyp-rt batch · {out}"))
-    table.add_column("video", overflow="fold", min_width=10)
-    table.add_column("status", min_width=7)
-    for column in ("frames", "duration", "frames/s", "× real time", "episodes", "polyp time"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("error or damage", max_width=40)
+    table = Table(title=escape(f"polyp-rt batch · {out}"), pad_edge=False)
+    table.add_column("video", overflow="fold", min_width=8)
+    table.add_column("status", min_width=7, overflow="fold")
+    for column in ("frames", "length", "fps", "× real time", "episodes", "polyp time"):
+        table.add_column(column, justify="right", min_width=5)  # a narrow terminal wraps the header
     shown = [r for r in result.rows if r.kind == "failed"]
     shown += [r for r in result.rows if r.kind != "failed"][: max(0, TABLE_ROWS - len(shown))]
     for row in sorted(shown, key=result.rows.index):
@@ -123,9 +123,10 @@ def closing_table(result: BatchResult) -> tuple[Table, str]:
             f"{row.x_realtime:.1f}×" if row.x_realtime else "",
             "" if unknown else str(row.episode_count),
             "" if unknown else fmt_span(row.polyp_s),
-            Text(one_line(row.error or row.damage or _truth_note(row), ERROR_CHARS)),
             style=ROW_STYLES.get(row.kind),
         )
+    notes = [(row, row.error or row.damage or _truth_note(row)) for row in shown]
+    why = "".join(f"\n{row.name}: {one_line(note, ERROR_CHARS)}" for row, note in notes if note)
     damaged = f", {result.count('damaged')} damaged" if result.count("damaged") else ""
     counts = f"{result.count('ok')} ok{damaged}, {result.count('failed')} failed, {result.count('skipped')} skipped"
     more = len(result.rows) - len(shown)
@@ -139,7 +140,9 @@ def closing_table(result: BatchResult) -> tuple[Table, str]:
             f"{'in this process' if result.in_process else where}"
         )
     lines = escape(
-        f"{len(result.rows)} videos: {counts}{speed}"
+        why.lstrip("\n")
+        + ("\n" if why else "")
+        + f"{len(result.rows)} videos: {counts}{speed}"
         + (f" · {more} more rows in summary.csv" if more > 0 else "")
         + f"\n{out}/summary.csv · {out}/report.html"
     )

@@ -53,6 +53,7 @@ def test_videos_run_here_without_ray_and_a_rerun_skips_them(micro_onnx: Path, tm
         ("broken.mp4", "failed", "0"),
     ]
     assert "not a video FFmpeg can read" in rows["broken.mp4"]["error"]
+    assert "\nbroken.mp4: SourceError: " in first.stdout, "why it failed, under the closing table"
     for name, frames in (("a.mp4", 12), ("b.mp4", 20)):
         records = [json.loads(line) for line in (out / name / "frames.jsonl").read_text().splitlines()]
         assert [r["frame"] for r in records] == list(range(frames)), "each frame once, in order"
