@@ -41,7 +41,10 @@ def import_ray(local: bool = False) -> ModuleType:
     try:
         import ray
     except ImportError:
-        raise PolypRtError(f"polyp-rt batch needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise PolypRtError(
+            f"polyp-rt batch needs Ray, which is not installed: {INSTALL_HINT} "
+            "(or --in-process: the videos one after another in this process, without Ray)"
+        ) from None
     return ray
 
 

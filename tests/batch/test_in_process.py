@@ -122,3 +122,11 @@ def test_ctrl_c_mid_video_stops_writes_the_reports_and_a_rerun_finishes(tmp_path
     resumed = run(args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert [(r["status"], r["frames"]) for r in summary(out).values()] == [("ok", "720")]
+
+
+def test_without_ray_a_plain_batch_says_what_to_install_or_pass(micro_onnx: Path, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", frames=4)
+    done = run(["batch", str(clip), "--out", str(tmp_path / "out"), "--model", str(micro_onnx)])
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert 'pip install "polyp-rt[batch]"' in done.stderr and "--in-process" in done.stderr
+    assert not (tmp_path / "out").exists()
