@@ -74,6 +74,23 @@ def test_a_compiled_model_is_kept_and_gives_the_same_logits(tiny_onnx, tmp_path,
     assert len([p for p in cache.iterdir() if p.suffix == ".blob"]) == 2
 
 
+def test_a_cut_short_cached_model_is_compiled_again(tiny_onnx, tmp_path, monkeypatch):
+    """A blob cut short (a full disk, a killed process) is not trusted: OpenVINO compiles again."""
+    from polyp_rt.engines.backends.openvino_backend import CACHE_ENV
+
+    x = scenes(contract_from_onnx(tiny_onnx), 1)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    with OpenVinoEngine(tiny_onnx) as ov:
+        first = ov.infer(x)
+    (blob,) = tmp_path.glob("*.blob")
+    whole = blob.stat().st_size
+    blob.chmod(0o600)
+    blob.write_bytes(blob.read_bytes()[: whole // 3])
+    with OpenVinoEngine(tiny_onnx) as ov:
+        assert np.array_equal(ov.infer(x), first)
+    assert blob.stat().st_size > whole // 2, "compiled and kept whole again"
+
+
 def test_a_cache_folder_that_cannot_be_made_means_compiling_each_time(tiny_onnx, tmp_path, monkeypatch):
     from polyp_rt.engines.backends.openvino_backend import CACHE_ENV
 
