@@ -102,6 +102,16 @@ def cluster_resources(ray: ModuleType) -> dict[str, float]:
     return {k: float(v) for k, v in ray.cluster_resources().items()}
 
 
+def largest_node_cpus(ray: ModuleType) -> float | None:
+    """The CPUs of the cluster's largest live node (a task must fit on one); None where Ray does
+    not say."""
+    try:
+        cpus = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
+    except Exception:  # Ray Client or a Ray without it: the scheduler is left to tell
+        return None
+    return max(cpus) if cpus else None
+
+
 def _host_port(address: str | None) -> tuple[str, int] | None:
     """(host, port) of HOST:PORT or ray://HOST:PORT; None for no address or `auto`."""
     if not address or address == "auto":

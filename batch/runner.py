@@ -40,7 +40,7 @@ from polyp_rt.batch.events import Event
 from polyp_rt.batch.inputs import Refused, Video, collect, name_videos
 from polyp_rt.batch.manifest import Manifest, settings_of
 from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow
-from polyp_rt.batch.tasks import fitting_workers, run_here, run_on_ray
+from polyp_rt.batch.tasks import check_fits, fitting_workers, run_here, run_on_ray
 from polyp_rt.batch.truth import Scoring, TruthOutcome, make_key, pair_truth, read_metrics, same_key
 from polyp_rt.batch.worker import VideoJob, VideoResult, read_episodes
 from polyp_rt.core.errors import InputFileError, PolypRtError
@@ -240,13 +240,14 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
                 for outcome in outcomes:
                     _take(outcome, plan, watcher, result)
         return
-    from polyp_rt.batch.cluster import cluster_resources, ray_session
+    from polyp_rt.batch.cluster import cluster_resources, largest_node_cpus, ray_session
 
     local_cpus = None
     if config.ray_address is None:  # --workers and --cpus-per-task are honoured on any machine
         local_cpus = max(os.cpu_count() or 1, math.ceil((config.workers or 1) * config.cpus_per_task))
     # the signals are watched from after ray.init, which replaces SIGTERM's handler
     with ray_session(config.ray_address, local_cpus) as ray, SignalWatch() as stop:
+        check_fits(config, largest_node_cpus(ray))
         workers = config.workers or fitting_workers(cluster_resources(ray), config)
         _start(plan, watcher, result, list(todo.values()), workers)
         jobs = {name: plan.job(video) for name, video in todo.items()}

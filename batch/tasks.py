@@ -24,6 +24,15 @@ WAIT_S = 0.25  # the driver's longest wait for an event before it looks at the t
 CANCEL_WAIT_S = 10.0  # after Ctrl-C: how long the cancelled tasks get to stop
 
 
+def check_fits(config: BatchConfig, largest_cpus: float | None) -> None:
+    """A CPU task that no node can hold would wait forever: one line instead."""
+    if config.gpus_per_task == 0 and largest_cpus is not None and largest_cpus < config.cpus_per_task:
+        raise PolypRtError(
+            f"--cpus-per-task {config.cpus_per_task:g}: no node of the Ray cluster has that many CPUs "
+            f"(the largest has {largest_cpus:g}); pass --cpus-per-task {max(largest_cpus, 1.0):g}"
+        )
+
+
 def fitting_workers(resources: dict[str, float], config: BatchConfig) -> int:
     """As many tasks as the cluster's CPUs (GPUs, with --gpus-per-task) hold at once."""
     if config.gpus_per_task > 0:

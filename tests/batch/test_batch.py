@@ -392,3 +392,15 @@ def test_list_file_and_bad_arguments(micro_onnx: Path, clips: dict[str, Path], t
         with pytest.raises(SystemExit) as exit_info:
             main(["batch", str(clips["a"]), "--out", str(tmp_path / "o"), *flag.split()])
         assert exit_info.value.code == 2, flag
+
+
+def test_a_cpu_task_no_node_can_hold_is_one_line_not_a_wait(
+    local_ray: None, clips: dict[str, Path], micro_onnx: Path, tmp_path: Path
+) -> None:
+    """The module's Ray has one node of 2 CPUs: a task asking 3 would never be scheduled."""
+    out = tmp_path / "out"
+    with pytest.raises(
+        PolypRtError, match=r"--cpus-per-task 3: no node of the Ray cluster has that many CPUs"
+    ):
+        run_batch(config([clips["a"]], out, micro_onnx, workers=1, cpus_per_task=3.0))
+    assert [r["status"] for r in summary_rows(out).values()] == ["skipped: the batch failed"]
