@@ -29,7 +29,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,7 +77,6 @@ class BatchResult:
     frames: int = 0  # processed in this run
     video_s: float = 0.0  # the duration of the videos processed in this run
     workers: int = 0
-    in_process: bool = False  # --in-process: the videos ran here, one after another, without Ray
     internal_errors: int = 0
     interrupted: str | None = None  # a signal's reason: "interrupted" (Ctrl-C) or "terminated" (SIGTERM)
     started: float | None = None  # monotonic time the first task was submitted
@@ -230,15 +229,10 @@ def _run_locked(
 
 def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
     todo = {**plan.todo, **plan.rescore}
+    jobs = {name: plan.job(video) for name, video in todo.items()}
     if config.in_process:
-        result.in_process = True
         with SignalWatch() as stop:
-            _start(plan, watcher, result, list(todo.values()), workers=1)
-            with closing(
-                run_here([plan.job(video) for video in todo.values()], watcher.event, stop)
-            ) as outcomes:
-                for outcome in outcomes:
-                    _take(outcome, plan, watcher, result)
+            _take_all(run_here(list(jobs.values()), watcher.event, stop), 1, plan, watcher, result)
         return
     from polyp_rt.batch.cluster import cluster_resources, largest_node_cpus, ray_session
 
@@ -249,17 +243,24 @@ def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchRes
     with ray_session(config.ray_address, local_cpus) as ray, SignalWatch() as stop:
         check_fits(config, largest_node_cpus(ray))
         workers = config.workers or fitting_workers(cluster_resources(ray), config)
-        _start(plan, watcher, result, list(todo.values()), workers)
-        jobs = {name: plan.job(video) for name, video in todo.items()}
-        with closing(run_on_ray(ray, config, jobs, workers, watcher.event, stop)) as outcomes:
-            for outcome in outcomes:
-                _take(outcome, plan, watcher, result)
+        outcomes = run_on_ray(ray, config, jobs, workers, watcher.event, stop)
+        _take_all(outcomes, workers, plan, watcher, result)
 
 
-def _start(plan: Plan, watcher: Watcher, result: BatchResult, todo: list[Video], workers: int) -> None:
+def _take_all(
+    outcomes: Generator[VideoResult, None, None],
+    workers: int,
+    plan: Plan,
+    watcher: Watcher,
+    result: BatchResult,
+) -> None:
+    """Start the tasks (the generator's first step) and take each video's outcome as it comes."""
     result.workers = workers
     result.started = time.monotonic()
-    watcher.planned(plan.videos, todo, workers)
+    watcher.planned(plan.videos, [*plan.todo.values(), *plan.rescore.values()], workers)
+    with closing(outcomes):
+        for outcome in outcomes:
+            _take(outcome, plan, watcher, result)
 
 
 def _take(outcome: VideoResult, plan: Plan, watcher: Watcher, result: BatchResult) -> None:

@@ -35,7 +35,7 @@ def batch_command(config: BatchConfig) -> int:
         import_ray(local=config.ray_address is None)  # a missing Ray is one line before anything starts
     with progress_bar() as progress:
         result = run_batch(config, ProgressBars(progress))
-    table, lines = closing_table(result)
+    table, lines = closing_table(result, config.in_process)
     console.print(table)
     console.print(lines)
     metrics = metrics_table(result)
@@ -100,7 +100,7 @@ class ProgressBars(Watcher):
         )
 
 
-def closing_table(result: BatchResult) -> tuple[Table, str]:
+def closing_table(result: BatchResult, in_process: bool) -> tuple[Table, str]:
     """The closing table and the lines under it (why each listed video failed or is damaged, the
     counts, the speed, the reports), printed apart so a narrow terminal wraps them instead of
     cutting them at the table's width."""
@@ -137,7 +137,7 @@ def closing_table(result: BatchResult) -> tuple[Table, str]:
             f" · {result.frames:,} frames in {fmt_clock(result.elapsed_s)} = "
             f"{result.frames / result.elapsed_s:,.1f} frames/s, "
             f"{result.video_s / result.elapsed_s:.1f}× real time, "
-            f"{'in this process' if result.in_process else where}"
+            f"{'in this process' if in_process else where}"
         )
     lines = escape(
         why.lstrip("\n")
