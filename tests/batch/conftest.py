@@ -3,6 +3,7 @@ options of a config dataclass, each changed in turn."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from polyp_rt.batch.episodes import Episode
-from polyp_rt.batch.report import STATUS_SKIPPED, VideoRow, peak_thumbnail_path
+from polyp_rt.batch.report import CSV_COLUMNS, STATUS_SKIPPED, VideoRow, peak_thumbnail_path
 
 # a different value for each pipeline option `polyp-rt batch` shares with `polyp-rt run` (the
 # model aside): the engine, the probability, the overlay and its polyp indicator
@@ -190,3 +191,11 @@ def make_fake_archive(out: Path) -> list[VideoRow]:
 def fake_archive(tmp_path: Path) -> tuple[Path, list[VideoRow]]:
     out = tmp_path / "out"
     return out, make_fake_archive(out)
+
+
+def summary_rows(out: Path) -> dict[str, dict[str, str]]:
+    """A batch's summary.csv by video, its columns checked."""
+    with (out / "summary.csv").open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+        return {row["video"]: row for row in reader}

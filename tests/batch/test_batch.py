@@ -3,7 +3,6 @@ mid-video and retried. One Ray serves the whole module (its start-up takes secon
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import select
@@ -28,10 +27,10 @@ from polyp_rt.batch.config import BatchConfig  # noqa: E402
 from polyp_rt.batch.episodes import episodes, iter_frames_jsonl  # noqa: E402
 from polyp_rt.batch.events import FRAMES, STARTED, Event  # noqa: E402
 from polyp_rt.batch.inputs import Video, collect  # noqa: E402
-from polyp_rt.batch.report import CSV_COLUMNS, VideoRow  # noqa: E402
+from polyp_rt.batch.report import VideoRow  # noqa: E402
 from polyp_rt.batch.runner import Watcher, plan_batch, run_batch  # noqa: E402
 from polyp_rt.cli.main import main  # noqa: E402
-from tests.batch.conftest import PIPELINE_CHANGED, changed, option_names  # noqa: E402
+from tests.batch.conftest import PIPELINE_CHANGED, changed, option_names, summary_rows  # noqa: E402
 from tests.conftest import write_micro_onnx  # noqa: E402
 
 CLIP = {"frames": 48, "fps": 24, "width": 160, "height": 128}
@@ -98,13 +97,6 @@ class Recorder(Watcher):
 
     def finished(self, row: VideoRow) -> None:
         self.rows.append(row)
-
-
-def summary_rows(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "summary.csv").open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
-        return {row["video"]: row for row in reader}
 
 
 def decoded_frames(path: Path) -> int:

@@ -15,7 +15,6 @@ false alarm.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ except PolypRtError as missing:
 from polyp_rt.cli.main import main  # noqa: E402
 from polyp_rt.evaluation.truth import TruthInfo, sha256_of, write_truth_info  # noqa: E402
 from polyp_rt.train.synthetic import save_frame_mask  # noqa: E402
+from tests.batch.conftest import summary_rows  # noqa: E402
 from tests.chromium import cdp  # noqa: E402
 from tests.evaluation.conftest import FRAMES, write_brightness_onnx, write_scripted_clip  # noqa: E402
 
@@ -61,11 +61,6 @@ def material(tmp_path_factory):
 def batch(archive: Path, out: Path, model: Path, truth: Path, *more: str) -> int:
     args = ["batch", str(archive), "--out", str(out), "--model", str(model), "--truth", str(truth)]
     return main([*args, *GATE, *more])
-
-
-def summary(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "summary.csv").open(newline="", encoding="utf-8") as f:
-        return {row["video"]: row for row in csv.DictReader(f)}
 
 
 def empty_truth(folder: Path, frames: int = FRAMES, size: tuple[int, int] = (128, 160)) -> None:
@@ -95,7 +90,7 @@ def test_batch_scores_each_video_and_the_archive(local_ray, archive, material, t
     out = tmp_path / "out"
     assert batch(videos, out, material[2], truth, "--gates", "5:0") == 0
     printed = capsys.readouterr()
-    rows = summary(out)
+    rows = summary_rows(out)
     s, c, u = rows["scripted.mp4"], rows["clear.mp4"], rows["untruthed.mp4"]
     assert s["truth"] == str(truth / "scripted") and c["truth"] == str(truth / "clear_masks")
     # the model's masks: A found after 3 frames (120 ms), B after 4 (160 ms): median 140 ms; one
@@ -185,7 +180,7 @@ def test_a_changed_truth_is_scored_again_without_the_model(local_ray, archive, m
     scored = (out / "scripted.mp4" / "metrics.json").stat().st_mtime_ns
 
     assert batch(videos, out, material[2], truth) == 0
-    rows = summary(out)
+    rows = summary_rows(out)
     assert {r["status"] for r in rows.values()} == {"skipped: unchanged"}
     assert rows["scripted.mp4"]["frame_sensitivity"] == f"{30 / 37:.4f}", "the figures read back"
     assert (out / "scripted.mp4" / "metrics.json").stat().st_mtime_ns == scored, "not scored again"
@@ -193,7 +188,7 @@ def test_a_changed_truth_is_scored_again_without_the_model(local_ray, archive, m
     for i in range(73, 80):  # lesion B loses frames 73-79: 30 polyp frames, 17 + 6 with an alert
         save_frame_mask(truth / "scripted", i, np.zeros((128, 160), np.uint8))
     assert batch(videos, out, material[2], truth) == 0
-    rows = summary(out)
+    rows = summary_rows(out)
     s = rows["scripted.mp4"]
     assert s["status"] == "skipped: unchanged, scored again"
     assert (s["lesions"], s["frame_sensitivity"]) == ("2", f"{23 / 30:.4f}")
@@ -201,8 +196,8 @@ def test_a_changed_truth_is_scored_again_without_the_model(local_ray, archive, m
     assert (record.stat().st_mtime_ns, (out / "scripted.mp4" / "stats.json").stat().st_mtime_ns) == ran
 
     assert batch(videos, out, material[2], truth, "--lesion-gap", "2") == 0  # B: 60-69 and 73-79 apart
-    assert summary(out)["scripted.mp4"]["lesions"] == "2", "73-79 are polyp-free now: still two"
-    assert summary(out)["scripted.mp4"]["status"] == "skipped: unchanged, scored again"
+    assert summary_rows(out)["scripted.mp4"]["lesions"] == "2", "73-79 are polyp-free now: still two"
+    assert summary_rows(out)["scripted.mp4"]["status"] == "skipped: unchanged, scored again"
 
 
 def test_truths_that_do_not_fit_are_one_line_each_and_lose_nothing(
@@ -228,7 +223,7 @@ def test_truths_that_do_not_fit_are_one_line_each_and_lose_nothing(
     out = tmp_path / "out"
     assert batch(videos, out, model, truth) == 2, "bad input: exit 2"
     printed = capsys.readouterr()
-    rows = summary(out)
+    rows = summary_rows(out)
     errors = {name.removesuffix(".mp4"): row["truth_error"] for name, row in rows.items()}
     assert errors["length"] == f"length.mp4 has 100 frames, but {truth / 'length'} holds masks of 99"
     assert errors["size"].startswith("frame 0: the prediction is 160x128") and "80x64" in errors["size"]
@@ -246,7 +241,7 @@ def test_truths_that_do_not_fit_are_one_line_each_and_lose_nothing(
 
     save_frame_mask(truth / "gap", 17, cv2.imread(str(masks / "000017.png"), cv2.IMREAD_GRAYSCALE))
     assert batch(videos, out, model, truth) == 2, "the others still do not fit"
-    fixed = summary(out)["gap.mp4"]
+    fixed = summary_rows(out)["gap.mp4"]
     assert fixed["status"] == "skipped: unchanged, scored again" and fixed["truth_error"] == ""
     assert (fixed["found"], fixed["frame_sensitivity"]) == ("2", f"{30 / 37:.4f}")
 

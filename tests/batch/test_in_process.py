@@ -3,7 +3,6 @@ in real `polyp-rt` processes that cannot import Ray (so nothing here needs the b
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from polyp_rt.realtime.config import DEMO_MODEL_INT8
+from tests.batch.conftest import summary_rows
 from tests.reliability.batch_cli import environment, make_clip, wait_on_process
 
 # `polyp-rt` with Ray made unimportable, as on a machine without it
@@ -30,11 +30,6 @@ def run(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(without_ray(args), capture_output=True, text=True, timeout=300, env=environment())
 
 
-def summary(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "summary.csv").open(newline="", encoding="utf-8") as f:
-        return {row["video"]: row for row in csv.DictReader(f)}
-
-
 def test_videos_run_here_without_ray_and_a_rerun_skips_them(micro_onnx: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     make_clip(archive / "a.mp4", frames=12, seed=1)
@@ -46,7 +41,7 @@ def test_videos_run_here_without_ray_and_a_rerun_skips_them(micro_onnx: Path, tm
     first = run(args)
     assert first.returncode == 2, first.stderr[-2000:]  # one bad input: exit 2, the others done
     assert "32 frames in 00:0" in first.stdout and "× real time, in this process" in first.stdout
-    rows = summary(out)
+    rows = summary_rows(out)
     assert [(n, rows[n]["status"], rows[n]["frames"]) for n in rows] == [
         ("a.mp4", "ok", "12"),
         ("b.mp4", "ok", "20"),
@@ -64,7 +59,7 @@ def test_videos_run_here_without_ray_and_a_rerun_skips_them(micro_onnx: Path, tm
 
     again = run(args)
     assert again.returncode == 2
-    assert [r["status"] for r in summary(out).values()] == [
+    assert [r["status"] for r in summary_rows(out).values()] == [
         "skipped: unchanged",
         "skipped: unchanged",
         "failed",
@@ -114,14 +109,14 @@ def test_ctrl_c_mid_video_stops_writes_the_reports_and_a_rerun_finishes(tmp_path
         driver.kill()
     assert driver.returncode == 130, stderr.decode()[-2000:]
     assert "interrupted: 1 video(s) not finished; run the same command again to resume" in stdout.decode()
-    assert [r["status"] for r in summary(out).values()] == ["skipped: interrupted"]
+    assert [r["status"] for r in summary_rows(out).values()] == ["skipped: interrupted"]
     assert (out / "report.html").is_file() and not (out / ".work").exists()
     manifest = out / "manifest.json"
     assert not manifest.is_file() or "long.mp4" not in json.loads(manifest.read_text()).get("videos", {})
 
     resumed = run(args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert [(r["status"], r["frames"]) for r in summary(out).values()] == [("ok", "720")]
+    assert [(r["status"], r["frames"]) for r in summary_rows(out).values()] == [("ok", "720")]
 
 
 def test_without_ray_a_plain_batch_says_what_to_install_or_pass(micro_onnx: Path, tmp_path: Path) -> None:
