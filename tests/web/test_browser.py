@@ -65,6 +65,7 @@ def test_the_upload_page_returns_a_mask_and_the_dice(browser, upload_server, pol
     assert browser.wait_for("document.body.dataset.answered === '1'", 60), browser.evaluate(
         "document.getElementById('message').textContent"
     )
+    assert browser.wait_for("document.getElementById('mask-out').naturalWidth > 0", 30), "the mask is shown"
     # the mask as the page shows it, read back through a canvas (PNG: every pixel as it came)
     shown = browser.evaluate(
         "(() => { const img = document.getElementById('mask-out'); const c = document.createElement('canvas');"

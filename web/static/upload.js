@@ -37,6 +37,7 @@
     if (still) image.src = url; else video.src = url;
     link.href = url;
     link.download = `${stem(name)}_${kind}.${still ? "png" : "mp4"}`;
+    return still ? image.decode().catch(() => undefined) : Promise.resolve();
   }
 
   function summary(result) {
@@ -77,10 +78,13 @@
       }
       while (urls.length) URL.revokeObjectURL(urls.pop());
       const still = result.kind === "image";
-      showPicture("overlay", still ? result.overlay_png : result.overlay_mp4, still ? "image/png" : "video/mp4", file.name);
-      showPicture("mask", still ? result.mask_png : result.mask_mp4, still ? "image/png" : "video/mp4", file.name);
+      const shown = [
+        showPicture("overlay", still ? result.overlay_png : result.overlay_mp4, still ? "image/png" : "video/mp4", file.name),
+        showPicture("mask", still ? result.mask_png : result.mask_mp4, still ? "image/png" : "video/mp4", file.name),
+      ];
       $("summary").textContent = summary(result);
       $("result").hidden = false;
+      await Promise.all(shown);
       document.body.dataset.answered = String(Number(document.body.dataset.answered || 0) + 1);
     } catch (error) {
       message(`The upload failed: ${error.message}`);
