@@ -102,12 +102,13 @@ class Models:
         return path
 
     def onnx_for(self, checkpoint: Path) -> Path:
+        from polyp_rt.export.config import ExportConfig
         from polyp_rt.export.onnx_export import export_onnx
 
         path = self.tmp / (checkpoint.stem + ".onnx")
         if not path.exists():
             with console.status(f"exporting {checkpoint.name} to a temporary ONNX for onnxruntime"):
-                export_onnx(checkpoint, path, dynamic_batch=True)
+                export_onnx(ExportConfig(checkpoint=checkpoint, output=path, dynamic_batch=True))
         return path
 
 

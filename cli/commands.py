@@ -203,14 +203,7 @@ def export_command(config: ExportConfig) -> int:
     assert config.checkpoint is not None and config.output is not None  # required flags
     check_paths([Place("--checkpoint", config.checkpoint)], [Place("--output", config.output)])
     with console.status(f"exporting {config.checkpoint} to ONNX and verifying it"):
-        report = export_onnx(
-            config.checkpoint,
-            config.output,
-            opset=config.opset,
-            fp16=config.fp16,
-            dynamic_batch=config.dynamic_batch,
-            simplify=config.simplify,
-        )
+        report = export_onnx(config)
     rows = {
         "size": f"{report.bytes / 1e6:.1f} MB",
         "opset": report.opset,
@@ -243,16 +236,7 @@ def quantize_command(config: QuantizeConfig) -> int:
                 tasks[stage] = bar.add_task(f"{stage} ({total} images)", total=total, status="")
             bar.update(tasks[stage], completed=done)
 
-        report = quantize_int8(
-            config.onnx,
-            config.output,
-            config.calibrate,
-            images=config.images,
-            verify_images=config.verify_images,
-            seed=config.seed,
-            min_mask_dice=config.min_dice,
-            progress=progress,
-        )
+        report = quantize_int8(config, progress=progress)
     if config.json:
         print(to_json(report.to_json()))
         return 0
@@ -288,17 +272,7 @@ def build_command(config: BuildConfig) -> int:
         def progress(phase: str, fraction: float) -> None:
             bar.update(task, description=f"TensorRT: {phase}", completed=fraction)
 
-        sidecar = build_engine(
-            config.onnx,
-            config.output,
-            fp16=config.fp16,
-            workspace_gb=config.workspace_gb,
-            timing_cache=config.timing_cache,
-            min_batch=config.min_batch,
-            opt_batch=config.opt_batch,
-            max_batch=config.max_batch,
-            progress=progress,
-        )
+        sidecar = build_engine(config, progress)
     keys = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "input_shape", "profile")
     console.print(facts_table(f"built {config.output}", {key: sidecar.get(key) for key in keys}))
     console.print(f"wrote {config.output} and {config.output}.json")

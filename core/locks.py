@@ -1,6 +1,6 @@
 """One writer per output: an advisory lock (flock) on the output file or folder itself.
 
-A writer takes `lock_output(path, what)` before its first write and releases it when it is
+A writer takes `lock_output(path, what)` before its first write and closes it when it is
 done; a second writer of the same path, in this process or another, is refused at once with one
 line naming the path and, where /proc/locks says, the holder's pid. The lock is on the output
 itself, not in a lock file beside it, so nothing is left behind: the kernel drops it when the
@@ -18,8 +18,8 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
+from polyp_rt.core.closing import Closing
 from polyp_rt.core.errors import OutputError
 from polyp_rt.core.paths import make_folder
 
@@ -28,15 +28,15 @@ log = logging.getLogger(__name__)
 PROC_LOCKS = Path("/proc/locks")
 
 
-class OutputLock:
-    """The lock one writer holds on its output; `release()` (or leaving the `with`) drops it."""
+class OutputLock(Closing):
+    """The lock one writer holds on its output; `close()` (or leaving the `with`) drops it."""
 
     def __init__(self, path: Path, fd: int | None, created: bool) -> None:
         self.path = path
         self.created = created  # the file did not exist before this writer made it
         self._fd = fd
 
-    def release(self) -> None:
+    def close(self) -> None:
         """Drop the lock (idempotent)."""
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
@@ -47,15 +47,7 @@ class OutputLock:
         start leaves nothing behind; while the lock is held, no other writer has it)."""
         if self.created and self._fd is not None:
             self.path.unlink(missing_ok=True)
-        self.release()
-
-    def __enter__(self) -> OutputLock:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
+        self.close()
 
 
 def lock_output(path: Path, what: str, folder: bool = False) -> OutputLock:
@@ -91,7 +83,7 @@ def check_free(path: Path, what: str, folder: bool = False) -> None:
     before anything is opened, so a run refused for it leaves nothing behind; a path that does
     not exist yet is free (the writer's own lock settles a race)."""
     if path.is_dir() if folder else path.is_file():
-        lock_output(path, what, folder).release()
+        lock_output(path, what, folder).close()
 
 
 @contextmanager

@@ -10,11 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from polyp_rt.core.closing import Closing
 from polyp_rt.core.errors import ModelError, PolypRtError
 from polyp_rt.engines.contract import ModelContract
 
@@ -54,7 +54,7 @@ class Pending:
         return self._logits
 
 
-class Engine(ABC):
+class Engine(Closing, ABC):
     """Runs the segmentation model: float32 [N,3,H,W] normalised RGB in, float32 logits [N,1,H,W] out.
 
     A backend is one subclass in engines/backends/ plus one line in the registry. The class
@@ -201,14 +201,3 @@ class Engine(ABC):
     def label(self) -> str:
         """Short, for the HUD and table titles: backend, device and a precision other than FP32."""
         return f"{self.name} {self.device}" + (f" {self.precision}" if self.precision != "fp32" else "")
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -46,13 +46,13 @@ from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.contract import ModelContract, contract_from_onnx, model_file, write_onnx_contract
 from polyp_rt.engines.imaging import mask_at, preprocess
+from polyp_rt.export.config import QuantizeConfig
 from polyp_rt.export.onnx_export import mask_dice
 from polyp_rt.train.data import LAYOUTS, detect_layout, read_mask, read_rgb, scan_folder
 from polyp_rt.train.metrics import MetricSet
 
 log = logging.getLogger(__name__)
 
-MIN_MASK_DICE = 0.98  # INT8 masks against FP32 masks, over all pixels of the held-out images
 Progress = Callable[[str, int, int], None]  # (stage: "calibrate" or "verify", done, total)
 
 
@@ -186,31 +186,34 @@ def _first_line(exc: BaseException) -> str:
 
 
 def quantize_int8(
-    fp32_onnx: Path,
-    output: Path,
-    calibrate: Path,
+    settings: QuantizeConfig,
     *,
-    images: int = 200,
-    verify_images: int = 100,
-    seed: int = 0,
     activations: Literal["uint8", "int8"] = "uint8",
-    min_mask_dice: float = MIN_MASK_DICE,
     progress: Progress | None = None,
 ) -> Int8Report:
-    """Quantise a project FP32 ONNX file to INT8, calibrated and verified on `calibrate`'s images.
+    """Quantise a project FP32 ONNX file (`settings.onnx`) to INT8 as `polyp-rt quantize`'s flags
+    say, calibrated and verified on the images of `settings.calibrate`.
 
     `activations`: uint8 (the default: ONNX Runtime's fast U8S8 kernels, and what OpenVINO
-    reproduces best) or int8. `min_mask_dice`: the verification gate, INT8 masks against
+    reproduces best) or int8. `settings.min_dice`: the verification gate, INT8 masks against
     FP32 masks over all held-out pixels.
     """
     import onnx
 
     started = time.monotonic()
-    fp32_onnx, output = model_file(fp32_onnx), Path(output)
+    if settings.onnx is None or settings.output is None or settings.calibrate is None:
+        raise PolypRtError("quantising needs an ONNX file, an output path and a calibration folder")
+    fp32_onnx, output, calibrate = model_file(settings.onnx), Path(settings.output), Path(settings.calibrate)
+    images, verify_images, seed, min_mask_dice = (
+        settings.images,
+        settings.verify_images,
+        settings.seed,
+        settings.min_dice,
+    )
     contract = _checked_inputs(fp32_onnx, output, activations, min_mask_dice)
     split = calibration_split(calibrate, images, verify_images, seed)
     log.info("INT8: %s", split.how)
-    settings = {
+    recipe = {
         "format": "QDQ",
         "weights": "int8, symmetric, per channel",
         "activations": f"{activations}, asymmetric, per tensor",
@@ -249,7 +252,7 @@ def quantize_int8(
         calibration_images=len(split.calibration),
         verification_images=n,
         how=split.how,
-        settings=settings,
+        settings=recipe,
         mask_dice=check.mask_dice,
         mask_dice_mean=check.mask_dice_mean,
         mask_dice_min=check.mask_dice_min,

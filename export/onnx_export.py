@@ -28,6 +28,7 @@ from polyp_rt.core.paths import make_parent
 from polyp_rt.engines.checkpoint import load_checkpoint, sha256_file
 from polyp_rt.engines.contract import ModelContract, write_onnx_contract
 from polyp_rt.engines.imaging import preprocess, sigmoid
+from polyp_rt.export.config import ExportConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +69,19 @@ def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * inter / total
 
 
-def export_onnx(
-    checkpoint: Path,
-    output: Path,
-    *,
-    opset: int = 18,
-    fp16: bool = False,
-    dynamic_batch: bool = False,
-    simplify: bool = False,
-) -> ExportReport:
-    """Export `checkpoint` to `output` (ONNX with the model contract), checked and verified against torch.
+def export_onnx(settings: ExportConfig) -> ExportReport:
+    """Export `settings.checkpoint` to `settings.output` as `polyp-rt export`'s flags say (ONNX with
+    the model contract), checked and verified against torch.
 
     ModelError, with the file removed, when the exporter, onnx.checker or the verification fails.
     """
     import onnx
 
     started = time.monotonic()
+    if settings.checkpoint is None or settings.output is None:
+        raise PolypRtError("an export needs a checkpoint and an output path")
+    checkpoint, output, opset = Path(settings.checkpoint), Path(settings.output), settings.opset
+    fp16, dynamic_batch = settings.fp16, settings.dynamic_batch
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise PolypRtError(
             f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {onnx.defs.onnx_opset_version()} "
@@ -108,7 +106,7 @@ def export_onnx(
             "export with --opset 18, or another opset that it converts to"
         )
     write_onnx_contract(proto, contract)
-    if simplify:
+    if settings.simplify:
         proto = simplify_graph(proto)
     onnx.save(proto, str(output))
     try:

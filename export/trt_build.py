@@ -1,4 +1,4 @@
-"""ONNX -> TensorRT engine: `build_engine(onnx_path, out_path)`, plus its JSON sidecar.
+"""ONNX -> TensorRT engine: `build_engine(BuildConfig(onnx=..., output=...))`, plus its JSON sidecar.
 
 The engine is tuned for this GPU and this TensorRT version only; the sidecar
 (`NAME.engine.json`, see polyp_rt.engines.sidecar) records both, with the model
@@ -22,6 +22,7 @@ from polyp_rt.engines.backends.tensorrt_backend import gpu_identity, require_cud
 from polyp_rt.engines.checkpoint import sha256_file
 from polyp_rt.engines.contract import TensorSpec, check_io, contract_from_onnx, model_file
 from polyp_rt.engines.sidecar import sidecar_path, write_sidecar
+from polyp_rt.export.config import BuildConfig
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -129,24 +130,22 @@ def _builder_config(
     return config
 
 
-def build_engine(
-    onnx_path: str | Path,
-    out_path: str | Path,
-    *,
-    fp16: bool = True,
-    workspace_gb: float = 4.0,
-    timing_cache: str | Path | None = None,
-    min_batch: int = 1,
-    opt_batch: int = 1,
-    max_batch: int = 4,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Build `out_path` (a TensorRT engine) from `onnx_path` and write its sidecar; return it."""
+def build_engine(settings: BuildConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Build `settings.output` (a TensorRT engine) from `settings.onnx` as `polyp-rt build`'s flags
+    say, and write its sidecar; return it."""
     version = require_tensorrt()  # both checks before any heavy work
     require_cuda()
     import tensorrt as trt
 
-    onnx_path, out_path = model_file(onnx_path, "ONNX file"), Path(out_path)
+    if settings.onnx is None or settings.output is None:
+        raise PolypRtError("building an engine needs an ONNX file and an output path")
+    onnx_path, out_path = model_file(settings.onnx, "ONNX file"), Path(settings.output)
+    fp16, min_batch, opt_batch, max_batch = (
+        settings.fp16,
+        settings.min_batch,
+        settings.opt_batch,
+        settings.max_batch,
+    )
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise PolypRtError(
             f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})"
@@ -169,8 +168,8 @@ def build_engine(
     chw = [3, contract.height, contract.width]
     shapes = {"min": [min_batch, *chw], "opt": [opt_batch, *chw], "max": [max_batch, *chw]}
 
-    cache_path = Path(timing_cache) if timing_cache else None
-    config = _builder_config(builder, contract.input_name, shapes, fp16, workspace_gb, cache_path)
+    cache_path = settings.timing_cache
+    config = _builder_config(builder, contract.input_name, shapes, fp16, settings.workspace_gb, cache_path)
     monitor = _monitor(report) if progress and hasattr(trt, "IProgressMonitor") else None
     if monitor is not None:
         config.progress_monitor = monitor

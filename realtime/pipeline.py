@@ -31,9 +31,10 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
-from types import FrameType, TracebackType
+from types import FrameType
 
 from polyp_rt.core import signals
+from polyp_rt.core.closing import Closing
 from polyp_rt.core.errors import SourceError
 from polyp_rt.core.signals import SignalWatch, Stopped
 from polyp_rt.realtime.annotation import MaskPlacer, NewestMask
@@ -71,7 +72,7 @@ class Outcome:
         return EXIT_CODES[self.reason]
 
 
-class Pipeline:
+class Pipeline(Closing):
     """The operators `compose()` built, run by two threads and the caller's; closing it closes them."""
 
     def __init__(
@@ -120,14 +121,6 @@ class Pipeline:
 
     def close(self) -> None:
         self.resources.close()
-
-    def __enter__(self) -> Pipeline:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------ wiring
 

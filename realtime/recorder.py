@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyp_rt.core.closing import Closing
 from polyp_rt.core.errors import RecorderError
 from polyp_rt.core.files import disk_full_hint
 from polyp_rt.core.locks import lock_output
@@ -53,7 +54,7 @@ def best_encoder() -> tuple[str, dict[str, str]]:
     raise RecorderError("no H.264 or MPEG-4 encoder in this PyAV build; reinstall av from PyPI")
 
 
-class Recorder:
+class Recorder(Closing):
     """Write RGB frames with their timestamps; `close()` finalises (idempotent)."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
@@ -148,7 +149,7 @@ class Recorder:
             if self.frames_written == 0:  # nothing to play (a run refused or failed before its first
                 self._lock.discard()  # frame): a file this recorder made is removed again
             else:
-                self._lock.release()
+                self._lock.close()
 
     def _size(self) -> int:
         try:
@@ -166,9 +167,3 @@ class Recorder:
             log.error("%s: cannot cut off the half-written end (%s)", self.path, exc.strerror)
             return
         log.warning("%s: cut back to its last complete fragment (%d bytes)", self.path, self._good_bytes)
-
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -119,7 +119,7 @@ class MaskWriter(Sink):
             except OSError as exc:
                 log.error("%s: closing failed (%s)", self.folder / SHOWN_CSV, exc.strerror or exc)
             self._shown = None
-        self.lock.release()
+        self.lock.close()
 
     def summary(self) -> dict[str, object]:
         # the model's masks, before the alert gate: what Dice scores; replaying the gate over them

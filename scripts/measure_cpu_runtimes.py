@@ -27,6 +27,7 @@ from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
 from polyp_rt.engines.backends.openvino_backend import OpenVinoEngine
 from polyp_rt.engines.base import Engine
 from polyp_rt.engines.imaging import mask_at, preprocess
+from polyp_rt.export.config import QuantizeConfig
 from polyp_rt.export.int8 import calibration_split, quantize_int8
 from polyp_rt.train.data import read_mask, read_rgb
 from polyp_rt.train.metrics import MetricSet
@@ -104,7 +105,13 @@ def main() -> None:
     report = None
     if args.int8 is None:
         report = quantize_int8(
-            args.model, int8_path, args.calibrate, images=args.images, verify_images=args.verify_images
+            QuantizeConfig(
+                onnx=args.model,
+                output=int8_path,
+                calibrate=args.calibrate,
+                images=args.images,
+                verify_images=args.verify_images,
+            )
         )
         print(
             f"INT8: {report.how}; {report.bytes / 1e6:.1f} MB (FP32 {report.fp32_bytes / 1e6:.1f} MB), {report.seconds:.0f} s"

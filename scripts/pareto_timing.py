@@ -43,6 +43,7 @@ def candidates() -> list[tuple[str, str, int, tuple[int, ...]]]:
 def make_files(out: Path, calibrate: Path) -> dict[str, Path]:
     from polyp_rt.engines.checkpoint import save_checkpoint
     from polyp_rt.engines.models import contract_for, create_model, model_config
+    from polyp_rt.export.config import ExportConfig, QuantizeConfig
     from polyp_rt.export.int8 import quantize_int8
     from polyp_rt.export.onnx_export import export_onnx
 
@@ -56,8 +57,12 @@ def make_files(out: Path, calibrate: Path) -> dict[str, Path]:
         model = create_model(mconf)
         ckpt, onnx_path = out / f"{name}.pt", out / f"{name}.onnx"
         save_checkpoint(ckpt, model, contract_for(mconf), {"purpose": "timing only"})
-        export_onnx(ckpt, onnx_path)
-        quantize_int8(onnx_path, int8, calibrate, images=64, verify_images=8, min_mask_dice=0.0)
+        export_onnx(ExportConfig(checkpoint=ckpt, output=onnx_path))
+        quantize_int8(
+            QuantizeConfig(
+                onnx=onnx_path, output=int8, calibrate=calibrate, images=64, verify_images=8, min_dice=0.0
+            )
+        )
         print(f"made {int8}", flush=True)
     return files
 

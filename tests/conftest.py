@@ -108,10 +108,11 @@ def tiny_run(synthetic_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_run, tmp_path_factory) -> Path:
+    from polyp_rt.export.config import ExportConfig
     from polyp_rt.export.onnx_export import export_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export_onnx(tiny_run / "best.pt", path)
+    export_onnx(ExportConfig(checkpoint=tiny_run / "best.pt", output=path))
     return path
 
 

@@ -15,8 +15,8 @@ import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 
+from polyp_rt.core.closing import Closing
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.engines.base import Engine
 from polyp_rt.web.access import Access
@@ -73,7 +73,7 @@ def bound(access: Access, flag: str) -> Access:
     return replace(access, address=access.address.with_port(sock.getsockname()[1]), sock=sock)
 
 
-class WebServer:
+class WebServer(Closing):
     """uvicorn serving `views` on the socket `access` holds, on a thread of its own, while entered."""
 
     def __init__(self, access: Access, views: Views) -> None:
@@ -120,11 +120,6 @@ class WebServer:
                     f"{self.access.address.url()}: the web server did not start (see the log above)"
                 )
         return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop serving: open connections get `timeout_graceful_shutdown` to finish; the upload folder goes."""

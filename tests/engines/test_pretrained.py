@@ -115,11 +115,12 @@ def test_a_model_made_under_an_older_preset_keeps_its_encoder(tmp_path):
     """Presets are re-chosen over time; a model file's contract names its own architecture."""
     from polyp_rt.engines.models import ModelConfig
     from polyp_rt.engines.registry import open_engine, read_contract
+    from polyp_rt.export.config import ExportConfig
     from polyp_rt.export.onnx_export import export_onnx
 
     old_fast = ModelConfig("fast", "resnet34", 64, (256, 128, 64, 32, 16))  # `fast` until the Lite presets
     save_checkpoint(tmp_path / "old_fast.pt", create_model(old_fast), contract_for(old_fast), {})
-    export_onnx(tmp_path / "old_fast.pt", tmp_path / "old_fast.onnx")
+    export_onnx(ExportConfig(checkpoint=tmp_path / "old_fast.pt", output=tmp_path / "old_fast.onnx"))
     for path in (tmp_path / "old_fast.pt", tmp_path / "old_fast.onnx"):
         contract = read_contract(path)
         assert (contract.preset, contract.encoder, tuple(contract.decoder_channels)) == (

@@ -20,6 +20,7 @@ from polyp_rt.engines import open_engine
 from polyp_rt.engines.backends.tensorrt_backend import NO_CUDA, TENSORRT_MISSING, TensorRTEngine
 from polyp_rt.engines.contract import ModelContract
 from polyp_rt.engines.sidecar import read_sidecar, sidecar_mismatch, sidecar_path, write_sidecar
+from polyp_rt.export.config import BuildConfig
 from polyp_rt.export.trt_build import build_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def test_read_sidecar_garbled(tmp_path: Path, text: str) -> None:
 def test_build_engine_without_tensorrt(tmp_path: Path) -> None:
     # raised before the (missing) ONNX file is even looked at
     with pytest.raises(BackendUnavailable) as info:
-        build_engine(tmp_path / "missing.onnx", tmp_path / "model.engine")
+        build_engine(BuildConfig(onnx=tmp_path / "missing.onnx", output=tmp_path / "model.engine"))
     assert str(info.value) == TENSORRT_MISSING
     assert "\n" not in str(info.value)
 
@@ -148,7 +149,7 @@ def test_no_cuda_is_reported_before_any_work(tmp_path: Path, monkeypatch: pytest
         monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(BackendUnavailable) as info:
-        build_engine(tmp_path / "missing.onnx", tmp_path / "model.engine")
+        build_engine(BuildConfig(onnx=tmp_path / "missing.onnx", output=tmp_path / "model.engine"))
     assert str(info.value) == NO_CUDA
     with pytest.raises(BackendUnavailable, match="no CUDA GPU"):
         TensorRTEngine(tmp_path / "model.engine", "cuda:0")
@@ -256,15 +257,15 @@ def built(
     onnx_path, _ = tiny_model
     engine = onnx_path.with_name(f"tiny-{request.param_index}.engine")
     calls: list[tuple[str, float]] = []
-    sidecar = build_engine(
-        onnx_path,
-        engine,
+    settings = BuildConfig(
+        onnx=onnx_path,
+        output=engine,
         fp16=request.param,
         workspace_gb=1.0,
         timing_cache=onnx_path.with_name("timing.cache"),
         max_batch=4,
-        progress=lambda phase, fraction: calls.append((phase, fraction)),
     )
+    sidecar = build_engine(settings, lambda phase, fraction: calls.append((phase, fraction)))
     return engine, sidecar, calls
 
 

@@ -8,6 +8,7 @@ from polyp_rt.cli.main import main
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.engines.checkpoint import sha256_file
 from polyp_rt.engines.contract import ModelContract
+from polyp_rt.export.config import ExportConfig
 from polyp_rt.export.onnx_export import export_onnx
 
 
@@ -40,11 +41,15 @@ def test_export_then_eval_gives_the_checkpoints_dice(tiny_onnx, tiny_run, synthe
 
 
 def test_dynamic_batch_and_fp16_exports_verify(tiny_run, tmp_path):
-    report = export_onnx(tiny_run / "best.pt", tmp_path / "dyn.onnx", dynamic_batch=True)
+    report = export_onnx(
+        ExportConfig(checkpoint=tiny_run / "best.pt", output=tmp_path / "dyn.onnx", dynamic_batch=True)
+    )
     assert report.max_abs_diff <= 1e-4 and report.dynamic_batch
     dims = onnx.load(str(tmp_path / "dyn.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 64, 64]
-    half = export_onnx(tiny_run / "best.pt", tmp_path / "half.onnx", fp16=True)
+    half = export_onnx(
+        ExportConfig(checkpoint=tiny_run / "best.pt", output=tmp_path / "half.onnx", fp16=True)
+    )
     assert half.precision == "fp16" and half.mask_dice >= 0.999
     elem = onnx.load(str(tmp_path / "half.onnx")).graph.input[0].type.tensor_type.elem_type
     assert elem == onnx.TensorProto.FLOAT16
@@ -71,7 +76,7 @@ def test_simplify_without_a_simplifier_says_what_to_install(tiny_run, tmp_path):
     if importlib.util.find_spec("onnxslim") or importlib.util.find_spec("onnxsim"):
         pytest.skip("a simplifier is installed")
     with pytest.raises(PolypRtError, match=r"pip install 'polyp-rt\[simplify\]'"):
-        export_onnx(tiny_run / "best.pt", tmp_path / "s.onnx", simplify=True)
+        export_onnx(ExportConfig(checkpoint=tiny_run / "best.pt", output=tmp_path / "s.onnx", simplify=True))
 
 
 def test_verification_fails_when_onnx_and_torch_disagree(tiny_onnx, tiny_run):
@@ -156,5 +161,9 @@ def test_export_of_a_checkpoint_whose_weights_are_nan_writes_nothing(tmp_path):
     from tests.conftest import write_checkpoint
 
     with pytest.raises(ModelError, match="weight tensors hold NaN or infinity"):
-        export_onnx(write_checkpoint(tmp_path / "diverged.pt", nan=True), tmp_path / "m.onnx")
+        export_onnx(
+            ExportConfig(
+                checkpoint=write_checkpoint(tmp_path / "diverged.pt", nan=True), output=tmp_path / "m.onnx"
+            )
+        )
     assert not (tmp_path / "m.onnx").exists()

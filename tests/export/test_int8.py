@@ -14,6 +14,7 @@ from polyp_rt.core.errors import DataError, ModelError, PolypRtError  # noqa: E4
 from polyp_rt.engines.backends.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
 from polyp_rt.engines.contract import contract_from_onnx  # noqa: E402
 from polyp_rt.engines.imaging import preprocess  # noqa: E402
+from polyp_rt.export.config import QuantizeConfig  # noqa: E402
 from polyp_rt.export.int8 import calibration_split, quantize_int8, verify_int8  # noqa: E402
 from polyp_rt.realtime.config import DEMO_MODEL, DEMO_MODEL_INT8  # noqa: E402
 from polyp_rt.train.synthetic import synth_image  # noqa: E402
@@ -33,7 +34,8 @@ def test_int8_of_a_real_unetpp_runs_in_onnxruntime_and_openvino(tiny_onnx, synth
     # The 2-epoch model marks ~0.1% of the pixels (its logits lie in [-0.7, 0.1]), so ten pixels
     # move its mask Dice by 0.03: the 0.98 gate is exercised on the trained demo model below.
     report = quantize_int8(
-        tiny_onnx, out, synthetic_data, min_mask_dice=0.9, progress=lambda *c: calls.append(c)
+        QuantizeConfig(onnx=tiny_onnx, output=out, calibrate=synthetic_data, min_dice=0.9),
+        progress=lambda *c: calls.append(c),
     )
 
     fp32, int8 = contract_from_onnx(tiny_onnx), contract_from_onnx(out)
@@ -70,13 +72,15 @@ def test_the_gate_passes_real_calibration_and_refuses_int8_below_it(demo_model, 
     bundled model also failed a 0.9 gate when calibrated on flat overexposed frames; this one's
     INT8 keeps 0.91-0.93 on flat, checkered or noise calibration, so bad calibration no longer
     makes a dependable failure.)"""
-    good = quantize_int8(demo_model, tmp_path / "good.onnx", synthetic_data, min_mask_dice=0.9)
+    good = quantize_int8(
+        QuantizeConfig(onnx=demo_model, output=tmp_path / "good.onnx", calibrate=synthetic_data, min_dice=0.9)
+    )
     assert good.dataset_dice_drop is not None and abs(good.dataset_dice_drop) < 0.02
     assert 0.9 <= good.mask_dice < 0.995
 
     out = tmp_path / "refused.onnx"
     with pytest.raises(ModelError, match="INT8 verification failed") as info:
-        quantize_int8(demo_model, out, synthetic_data, min_mask_dice=0.995)
+        quantize_int8(QuantizeConfig(onnx=demo_model, output=out, calibrate=synthetic_data, min_dice=0.995))
     message = str(info.value)
     assert "\n" not in message and "calibrate on more images like the ones the model will see" in message
     assert not out.exists() and not list(tmp_path.glob(".int8-*"))  # the refused file is gone
@@ -135,13 +139,17 @@ def test_calibration_and_verification_images_are_disjoint_and_seeded(synthetic_d
 
 def test_bad_requests_are_one_line_errors(micro_onnx, synthetic_data, tmp_path):
     with pytest.raises(PolypRtError, match="would overwrite its FP32 input"):
-        quantize_int8(micro_onnx, micro_onnx, synthetic_data)
+        quantize_int8(QuantizeConfig(onnx=micro_onnx, output=micro_onnx, calibrate=synthetic_data))
     with pytest.raises(PolypRtError, match="is an .onnx file"):
-        quantize_int8(micro_onnx, tmp_path / "x.engine", synthetic_data)
+        quantize_int8(QuantizeConfig(onnx=micro_onnx, output=tmp_path / "x.engine", calibrate=synthetic_data))
     with pytest.raises(PolypRtError, match="model file not found"):
-        quantize_int8(tmp_path / "none.onnx", tmp_path / "x.onnx", synthetic_data)
+        quantize_int8(
+            QuantizeConfig(onnx=tmp_path / "none.onnx", output=tmp_path / "x.onnx", calibrate=synthetic_data)
+        )
     with pytest.raises(PolypRtError, match="data folder not found"):
-        quantize_int8(micro_onnx, tmp_path / "x.onnx", tmp_path / "nowhere")
+        quantize_int8(
+            QuantizeConfig(onnx=micro_onnx, output=tmp_path / "x.onnx", calibrate=tmp_path / "nowhere")
+        )
 
 
 def test_int8_verification_fails_on_nan_logits_and_on_empty_masks(synthetic_data, tmp_path):

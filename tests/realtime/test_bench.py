@@ -29,10 +29,15 @@ def test_model_bench_json_has_both_cpu_backends(tiny_onnx, capsys):
 
 
 def test_every_cpu_runtime_side_by_side_with_int8(tiny_onnx, synthetic_data, tmp_path, capsys):
+    from polyp_rt.export.config import QuantizeConfig
     from polyp_rt.export.int8 import quantize_int8
 
     int8 = tmp_path / "tiny_int8.onnx"
-    quantize_int8(tiny_onnx, int8, synthetic_data, images=8, verify_images=8, min_mask_dice=0.5)
+    quantize_int8(
+        QuantizeConfig(
+            onnx=tiny_onnx, output=int8, calibrate=synthetic_data, images=8, verify_images=8, min_dice=0.5
+        )
+    )
     args = [
         "bench",
         "--model",

@@ -161,10 +161,10 @@ def test_one_writer_per_recording_and_masks_folder_in_one_process(tmp_path):
     MaskWriter(tmp_path / "masks").close()
 
     with lock_output(Path("/dev/null"), "a device"):  # a device is not locked, and not refused
-        lock_output(Path("/dev/null"), "a device").release()
+        lock_output(Path("/dev/null"), "a device").close()
     fifo = tmp_path / "fifo.mp4"
     os.mkfifo(fifo)
-    lock_output(fifo, "a pipe").release()  # not opened: without a reader, that would block
+    lock_output(fifo, "a pipe").close()  # not opened: without a reader, that would block
 
 
 # ------------------------------------------------------------------ polyp-rt synth
