@@ -234,7 +234,7 @@ def _throughput(rows: Sequence[VideoRow], elapsed_s: float | None) -> Card:
     video_s = sum(r.duration_s or 0.0 for r in done)
     if elapsed_s and elapsed_s > 0 and frames:
         wall = Note(
-            f"{frames / elapsed_s:,.0f} frames/s, all workers, over {fmt_clock(elapsed_s)} wall clock"
+            f"{frames / elapsed_s:,.0f} frames/s over {fmt_clock(elapsed_s)} wall clock, the whole batch"
         )
         return Card("Throughput", f"{video_s / elapsed_s:,.1f}× real time", (wall,))
     if worker_s > 0:

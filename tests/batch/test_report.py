@@ -285,7 +285,7 @@ def test_speed_is_shown_as_times_real_time(tmp_path: Path) -> None:
     assert "Throughput 3.6× real time 90 frames/s per worker" in per_worker
     wall = Page(write_report_html(tmp_path / "b", [row], elapsed_s=13.0).read_text(encoding="utf-8"))
     wall_text = " ".join(wall.body_text.split())
-    assert "Throughput 5.0× real time 125 frames/s, all workers, over 00:13 wall clock" in wall_text
+    assert "Throughput 5.0× real time 125 frames/s over 00:13 wall clock, the whole batch" in wall_text
 
 
 def test_writes_replace_whole_files_and_leave_no_temporaries(fake_archive: Archive) -> None:
