@@ -204,14 +204,9 @@ def quantize_int8(
     if settings.onnx is None or settings.output is None or settings.calibrate is None:
         raise PolypRtError("quantising needs an ONNX file, an output path and a calibration folder")
     fp32_onnx, output, calibrate = model_file(settings.onnx), Path(settings.output), Path(settings.calibrate)
-    images, verify_images, seed, min_mask_dice = (
-        settings.images,
-        settings.verify_images,
-        settings.seed,
-        settings.min_dice,
-    )
+    min_mask_dice = settings.min_dice
     contract = _checked_inputs(fp32_onnx, output, activations, min_mask_dice)
-    split = calibration_split(calibrate, images, verify_images, seed)
+    split = calibration_split(calibrate, settings.images, settings.verify_images, settings.seed)
     log.info("INT8: %s", split.how)
     recipe = {
         "format": "QDQ",

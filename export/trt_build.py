@@ -140,12 +140,8 @@ def build_engine(settings: BuildConfig, progress: Progress | None = None) -> dic
     if settings.onnx is None or settings.output is None:
         raise PolypRtError("building an engine needs an ONNX file and an output path")
     onnx_path, out_path = model_file(settings.onnx, "ONNX file"), Path(settings.output)
-    fp16, min_batch, opt_batch, max_batch = (
-        settings.fp16,
-        settings.min_batch,
-        settings.opt_batch,
-        settings.max_batch,
-    )
+    fp16 = settings.fp16
+    min_batch, opt_batch, max_batch = settings.min_batch, settings.opt_batch, settings.max_batch
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise PolypRtError(
             f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})"
