@@ -9,6 +9,7 @@ class Closing:
     """Leaving the `with` block calls `close()`, however it is left; `close()` is the subclass's."""
 
     def close(self) -> None:
+        """Free what is held; a subclass's own."""
         raise NotImplementedError
 
     def __enter__(self) -> Self:

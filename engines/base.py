@@ -51,6 +51,7 @@ class Pending:
         self._logits = logits
 
     def wait(self) -> np.ndarray:
+        """The logits, [N,1,h,w] float32 (blocks until the request is done)."""
         return self._logits
 
 
