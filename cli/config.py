@@ -86,6 +86,7 @@ class EvalCommandConfig(EvalConfig):
     alert_min_frames: int = as_in(OverlayConfig, "alert_min_frames")
     alert_hold: int = as_in(OverlayConfig, "alert_hold")
     min_area: float = as_in(OverlayConfig, "min_area")
+    smoothing: float = as_in(RunConfig, "smoothing")
     threads: int | None = as_in(RunConfig, "threads")
     gates: list[str] = option(
         [],

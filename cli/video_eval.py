@@ -130,7 +130,7 @@ def run_and_score(
             raise outcome.error
         if outcome.reason != "end of stream":
             raise PolypRtError(f"{config.video}: stopped before the end ({outcome.reason}); no figures")
-        facts.update(model=str(model), engine=engine.describe(), fps=source.fps)
+        facts.update(model=str(model), engine=engine.describe(), fps=source.fps, smoothing=run.smoothing)
     return stream.finish(config.metrics, nominal_fps=source.fps)
 
 

@@ -54,6 +54,20 @@ def test_eval_video_scores_the_masks_and_what_the_gate_drew(scripted_clip, brigh
     assert out["engine"]["backend"] in ("onnxruntime", "openvino")  # auto: the preferred CPU runtime
 
 
+def test_smoothing_reaches_the_pipeline_and_delays_the_first_detections(
+    scripted_clip, brightness_onnx, capsys
+):
+    """--smoothing is the live loop's: the probability averaged with the previous frames', so a
+    polyp that appears is found later than without it, never sooner."""
+    plain = eval_json(capsys, *video_args(scripted_clip, brightness_onnx, *GATE_3_0))
+    smooth = eval_json(capsys, *video_args(scripted_clip, brightness_onnx, *GATE_3_0, "--smoothing", "0.9"))
+    assert (plain["smoothing"], smooth["smoothing"]) == (0.0, 0.9)
+    before = [les["delay_frames"] for les in plain["scores"]["ungated"]["per_lesion"]]
+    after = [les["delay_frames"] for les in smooth["scores"]["ungated"]["per_lesion"]]
+    assert len(after) == len(before) == 2
+    assert all(a >= b for a, b in zip(after, before, strict=True)) and after != before, (before, after)
+
+
 def test_the_table_has_a_column_per_stream(scripted_clip, brightness_onnx, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     args = video_args(scripted_clip, brightness_onnx, *GATE_3_0, "--gates", "5:0", "2:1")

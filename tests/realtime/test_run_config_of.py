@@ -36,11 +36,16 @@ def test_shared_names_are_taken_left_ones_are_not_and_fixed_ones_win() -> None:
     assert (run.model, run.headless, run.max_frames) == (Path("m.onnx"), True, 42)
 
     video = EvalCommandConfig(
-        record=Path("frames.jsonl"), truth=Path("truth"), threshold=0.3, threads=1, min_area=0.01
+        record=Path("frames.jsonl"),
+        truth=Path("truth"),
+        threshold=0.3,
+        threads=1,
+        min_area=0.01,
+        smoothing=0.4,
     )
     run = run_config_of(video, leave=("record", "truth"), source="clip.mp4")
     assert run.record is None and run.truth is None, "the command's inputs are not the pipeline's outputs"
-    assert (run.threshold, run.threads, run.overlay.min_area) == (0.3, 1, 0.01)
+    assert (run.threshold, run.threads, run.overlay.min_area, run.smoothing) == (0.3, 1, 0.01, 0.4)
 
 
 def test_a_batch_hands_its_pipeline_options_on_and_decides_its_outputs(tmp_path: Path) -> None:
