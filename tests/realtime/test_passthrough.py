@@ -75,7 +75,9 @@ def test_every_frame_is_shown_with_the_newest_mask_of_a_slow_model(micro_onnx, g
         assert summary["modes"] == {"display": "passthrough", "inference": "latency", "requests": 1}
         assert summary["frames_in"] == summary["frames_processed"] == 45 and summary["dropped_total"] == 0
         assert [f.index for f in seen.frames] == list(range(45))  # every frame, in order
-        assert summary["frames_inferred"] <= 45 // 4 + 1 < 45  # the model saw a few of them
+        # the model saw a few of them: one each 4 frames shown (the first may start before frame 0 is
+        # shown: 12 by frame 44), and one more the gate lets through at once when the run has stopped
+        assert summary["frames_inferred"] <= 45 // 4 + 2 < 45
         assert pipeline.captured.high_water <= 1 and pipeline.video.high_water <= VIDEO_QUEUE
 
         drawn = [f for f in seen.frames if f.mask is not None]
