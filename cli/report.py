@@ -64,11 +64,15 @@ def status_line(stats: LatencyStats, status: str, series: str = "e2e") -> Text:
     return Text(text + (f"  [{status}]" if status else ""), style="bold")
 
 
+FLAT_OUT_WAITS = {"queue": "queue (read-ahead)", "output queue": "output queue (wait)"}
+
+
 def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> Table:
     """Per stage and end to end, p50/p90/p99/max. For a source read as fast as possible
     (`flat_out`) the end-to-end figure holds the frames' wait in the capture queue behind the
-    inference thread (back-pressure, not latency): the latency row is then processing (taken ->
-    drawn), and fps is the throughput."""
+    inference thread, and in the output queue behind the sinks (back-pressure, not latency): the
+    latency row is then processing (taken -> drawn, without the output queue), and fps is the
+    throughput."""
     table = Table(title=escape(printable(title)))  # a file name in the title is text, not markup
     table.add_column("stage")
     for column in ("count", "mean", "p50", "p90", "p99", "max"):
@@ -76,9 +80,11 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
     modes = summary.get("modes") or {}
     passthrough = modes.get("display") == "passthrough"
     stages = summary["stages_ms"]
-    rows: list[tuple[str, Any, str | None]] = [(name, stages[name], None) for name, _, _ in STAGES]
+    waits = FLAT_OUT_WAITS if flat_out else {}
+    rows: list[tuple[str, Any, str | None]] = [
+        (waits.get(name, name), stages[name], "dim" if name in waits else None) for name, _, _ in STAGES
+    ]
     if flat_out:
-        rows[0] = ("queue (read-ahead)", stages["queue"], "dim")
         rows += [
             ("end to end (+ wait)", summary["e2e_ms"], "dim"),
             ("latency", summary["processing_ms"], "bold"),
@@ -118,9 +124,9 @@ def stats_table(summary: dict[str, Any], title: str, flat_out: bool = False) -> 
         table.caption += f" · NaN logits in {summary['nonfinite_frames']} frames"
     if flat_out:
         table.caption += (
-            "\nthe file is read as fast as the pipeline takes it, so each frame waits in the queue "
-            "for those ahead of it (back-pressure, not latency): latency runs from the inference "
-            "thread taking the frame to its picture drawn"
+            "\nthe file is read as fast as the pipeline takes it, so each frame waits in the two queues "
+            "for those ahead of it (back-pressure, not latency): latency is the rest, from the "
+            "inference thread taking the frame to its picture drawn"
         )
     if summary.get("damage"):  # a warning was logged too; this is where the run is summed up
         table.caption += "\n" + escape(f"damaged input: {printable(summary['damage'])}")

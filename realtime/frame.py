@@ -25,6 +25,7 @@ class Stamp(Enum):
     PREPROCESSED = "preprocessed"
     INFERRED = "inferred"
     POSTPROCESSED = "postprocessed"
+    HANDED = "handed"  # the output thread took it from its queue
     OVERLAID = "overlaid"  # annotated picture ready for the sinks and the window (the video delay's end)
 
 

@@ -269,6 +269,7 @@ class Pipeline(Closing):
                 while not frames.wait(IDLE_S):
                     self._idle()
                 frame = frames.get()
+                frame.stamp(Stamp.HANDED)
             except EndOfStream:
                 self.request_stop("max frames" if self._max_reached else "end of stream")
                 return
@@ -305,7 +306,7 @@ class Pipeline(Closing):
             )
         if self.source.live or self.source.realtime:
             return Hud(fps, delay, self.label, self.status)
-        # a file read flat out waits in the capture queue (back-pressure): its latency starts after
+        # a file read flat out waits in both queues (back-pressure): its latency is the rest
         latency = self.stats.recent_e2e_percentile(50, 30, "processing")
         return Hud(fps, latency, self.label, self.status, latency="latency")
 

@@ -26,13 +26,17 @@ STAGE_NAMES = {  # each stage's time runs from the frame's previous stamp to its
     Stamp.PREPROCESSED: "preprocess",
     Stamp.INFERRED: "infer",  # throughput mode: includes the wait behind the request ahead
     Stamp.POSTPROCESSED: "postprocess",
-    Stamp.OVERLAID: "overlay",  # output queue wait + drawing (passthrough: from the capture)
+    # waiting for the output thread, behind the frames ahead (their drawing, window and sinks, a
+    # recording's encoder among them); passthrough: from the capture
+    Stamp.HANDED: "output queue",
+    Stamp.OVERLAID: "overlay",  # the mask placed and drawn
 }
 _ORDER = list(Stamp)
 STAGES = tuple((STAGE_NAMES[end], _ORDER[i - 1], end) for i, end in enumerate(_ORDER) if i)
 E2E = ("e2e", Stamp.CAPTURED, Stamp.OVERLAID)  # the video delay
-# end to end without the capture queue: a file read as fast as the pipeline takes it waits there
-# behind the inference thread (back-pressure, not latency); from there on the time is the frame's own
+# a file read as fast as the pipeline takes it waits in both queues, behind the inference thread
+# and behind the output thread (back-pressure, not latency): its latency is the rest, the frame's
+# own time from the inference thread taking it to its picture drawn
 PROCESSING = ("processing", Stamp.DEQUEUED, Stamp.OVERLAID)
 ANNOTATION, MASK_AGE = "annotation", "mask age"  # samples the shown frames give besides their stamps
 PERCENTILES = (50, 90, 99)
@@ -56,6 +60,12 @@ def summarise(samples_ms: Sequence[float]) -> dict[str, float | int]:
         "p99": p99,
         "max": float("nan") if empty else float(values.max()),
     }
+
+
+def _output_wait(frame: Frame) -> int:
+    """ns the frame waited in the output queue (0 where that was not stamped)."""
+    handed, ready = frame.stamps.get(Stamp.HANDED), frame.stamps.get(Stamp.POSTPROCESSED)
+    return handed - ready if handed is not None and ready is not None else 0
 
 
 @dataclass
@@ -98,7 +108,7 @@ class LatencyStats:
                 self.samples[E2E[0]].append((overlaid - frame.t_capture_ns) / 1e6)
                 dequeued = frame.stamps.get(Stamp.DEQUEUED)
                 if dequeued is not None:
-                    self.samples[PROCESSING[0]].append((overlaid - dequeued) / 1e6)
+                    self.samples[PROCESSING[0]].append((overlaid - dequeued - _output_wait(frame)) / 1e6)
             age = frame.mask_age_ms
             if age is not None and frame.mask_from is not None:
                 self.samples[MASK_AGE].append(age)

@@ -91,7 +91,14 @@ def test_pipeline_bench_json(tiny_onnx, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["frames_in"] == 20
     assert report["frames_processed"] + report["dropped_total"] == 20
-    assert set(report["stages_ms"]) == {"queue", "preprocess", "infer", "postprocess", "overlay"}
+    assert set(report["stages_ms"]) == {
+        "queue",
+        "preprocess",
+        "infer",
+        "postprocess",
+        "output queue",
+        "overlay",
+    }
     assert report["e2e_ms"]["count"] == report["frames_processed"]
     # live on the CPU: the passthrough display, its two delays apart
     assert report["modes"] == {"display": "passthrough", "inference": "latency", "requests": 1}

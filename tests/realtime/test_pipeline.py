@@ -60,7 +60,7 @@ def test_clip_run_records_masks_and_stats(tiny_onnx, synthetic_clip, tmp_path, d
     report = json.loads(stats.read_text())
     assert report["frames_in"] == report["frames_processed"] == 36
     assert report["dropped_total"] == 0 and report["reason"] == "end of stream"
-    for stage in ("queue", "preprocess", "infer", "postprocess", "overlay"):
+    for stage in ("queue", "preprocess", "infer", "postprocess", "output queue", "overlay"):
         assert set(report["stages_ms"][stage]) == {"count", "mean", "p50", "p90", "p99", "max"}
         assert report["stages_ms"][stage]["count"] == 36
     assert report["e2e_ms"]["p50"] <= report["e2e_ms"]["p99"] <= report["e2e_ms"]["max"]
@@ -76,6 +76,9 @@ def test_clip_run_records_masks_and_stats(tiny_onnx, synthetic_clip, tmp_path, d
     assert report["pacing"] == "as fast as possible"
     assert report["processing_ms"]["count"] == 36
     assert report["processing_ms"]["p50"] <= report["e2e_ms"]["p50"], "the queue wait left out"
+    # a frame's own time is its stages but the two queues', frame by frame, so in the mean too
+    own = sum(report["stages_ms"][s]["mean"] for s in ("preprocess", "infer", "postprocess", "overlay"))
+    assert report["processing_ms"]["mean"] == pytest.approx(own, abs=1e-6)
     assert pipeline_threads() == []
 
 
@@ -191,7 +194,9 @@ def test_the_closing_table_of_a_file_read_flat_out_shows_throughput_and_latency_
     assert main(args) == 0
     table = " ".join(capsys.readouterr().out.split())
     assert "throughput" in table and "back-pressure, not latency" in table and "latency" in table
+    assert "queue (read-ahead)" in table and "output queue (wait)" in table
     assert main([*args, "--realtime", "--overwrite"]) == 0
     paced = " ".join(capsys.readouterr().out.split())
     assert "back-pressure" not in paced and "throughput" not in paced and "video delay" in paced
+    assert "output queue" in paced and "(wait)" not in paced, "live, the waits are latency"
     assert json.loads(stats.read_text())["pacing"] == "at its own rate"

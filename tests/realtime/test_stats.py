@@ -28,7 +28,8 @@ def test_stages_follow_the_stamps_in_order():
         ("preprocess", "dequeued", "preprocessed"),
         ("infer", "preprocessed", "inferred"),
         ("postprocess", "inferred", "postprocessed"),
-        ("overlay", "postprocessed", "overlaid"),
+        ("output queue", "postprocessed", "handed"),
+        ("overlay", "handed", "overlaid"),
     ]
     frame = Frame(0, 0.0, 0, np.zeros((2, 2, 3), np.uint8))
     with pytest.raises(AttributeError):
@@ -41,16 +42,22 @@ def test_stage_durations_from_frame_stamps():
     for i in range(4):
         frame = Frame(i, i / 30, 0, np.zeros((2, 2, 3), np.uint8))
         frame.stamps |= {Stamp.DEQUEUED: 2 * ms, Stamp.PREPROCESSED: 3 * ms, Stamp.INFERRED: (13 + i) * ms}
-        frame.stamps |= {Stamp.POSTPROCESSED: (14 + i) * ms, Stamp.OVERLAID: (20 + i) * ms}
+        frame.stamps |= {Stamp.POSTPROCESSED: (14 + i) * ms, Stamp.HANDED: (18 + 2 * i) * ms}
+        frame.stamps |= {Stamp.OVERLAID: (20 + 2 * i) * ms}
         stats.add(frame)
     s = stats.summary()
     assert s["frames_processed"] == 4
     assert s["stages_ms"]["queue"]["mean"] == pytest.approx(2.0)
     assert s["stages_ms"]["preprocess"]["max"] == pytest.approx(1.0)
     assert s["stages_ms"]["infer"]["mean"] == pytest.approx(11.5)
-    assert s["stages_ms"]["overlay"]["p50"] == pytest.approx(6.0)
-    assert s["e2e_ms"]["max"] == pytest.approx(23.0)
-    assert s["e2e_ms"]["p50"] == pytest.approx(21.5)
+    # waits of 4, 5, 6, 7 ms behind the output thread, then 2 ms to draw
+    assert s["stages_ms"]["output queue"]["mean"] == pytest.approx(5.5)
+    assert s["stages_ms"]["overlay"]["p50"] == pytest.approx(2.0)
+    assert s["e2e_ms"]["max"] == pytest.approx(26.0)
+    assert s["e2e_ms"]["p50"] == pytest.approx(23.0)
+    # a frame's own time, without either queue: 1 + (10..13) + 1 + 2 ms
+    assert s["processing_ms"]["mean"] == pytest.approx(15.5)
+    assert s["processing_ms"]["max"] == pytest.approx(17.0)
     json.dumps(s)  # the summary is what --stats-json writes
 
 
