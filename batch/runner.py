@@ -109,6 +109,10 @@ class Plan:
     scoring: dict[str, Scoring]  # --truth: each video's (its truth folder, or none); else empty
     rescore: dict[str, Video]
 
+    def tasks(self) -> dict[str, Video]:
+        """The videos this run gives a task: those to process, then those to score again."""
+        return {**self.todo, **self.rescore}
+
     def job(self, video: Video) -> VideoJob:
         """The task of one video: the run's pipeline with the video as its source (and how it is
         scored, with --truth); a video to score again only scores its result folder."""
@@ -228,8 +232,7 @@ def _run_locked(
 
 
 def _process(config: BatchConfig, plan: Plan, watcher: Watcher, result: BatchResult) -> None:
-    todo = {**plan.todo, **plan.rescore}
-    jobs = {name: plan.job(video) for name, video in todo.items()}
+    jobs = {name: plan.job(video) for name, video in plan.tasks().items()}
     if config.in_process:
         with SignalWatch() as stop:
             _take_all(run_here(list(jobs.values()), watcher.event, stop), 1, plan, watcher, result)
@@ -257,7 +260,7 @@ def _take_all(
     """Start the tasks (the generator's first step) and take each video's outcome as it comes."""
     result.workers = workers
     result.started = time.monotonic()
-    watcher.planned(plan.videos, [*plan.todo.values(), *plan.rescore.values()], workers)
+    watcher.planned(plan.videos, list(plan.tasks().values()), workers)
     with closing(outcomes):
         for outcome in outcomes:
             _take(outcome, plan, watcher, result)
