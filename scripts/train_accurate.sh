@@ -10,13 +10,9 @@ PRT=${PRT:-polyp-rt} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-6}
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
 read -r TRAINSET MIXED < <(PRT=$PRT bash "$(dirname "$0")/benchmark_data.sh" "$DATA" "$WORK" | tail -1)
+source "$(dirname "$0")/train_steps.sh"
 RUN="$WORK/accurate"
-if [ ! -f "$RUN/last.pt" ]; then
-  "$PRT" train --data "$TRAINSET" --data "$MIXED" --val-share 0.15 --test-share 0 --preset accurate \
-    --encoder-weights imagenet --polyp-free-repeats 3 --batch-size 16 --epochs "$EPOCHS" --amp --seed 0 \
-    --workers "$WORKERS" --device "$DEVICE" --out "$RUN"
-elif [ "$(wc -l <"$RUN/metrics.jsonl")" -lt "$EPOCHS" ]; then
-  "$PRT" train --resume "$RUN/last.pt" --epochs "$EPOCHS" --workers "$WORKERS" --device "$DEVICE"
-fi
+train_step "$RUN" "$EPOCHS" --preset accurate --encoder-weights imagenet --polyp-free-repeats 3 \
+  --batch-size 16 --amp --seed 0
 [ -f "$WORK/polyp_accurate.onnx" ] || "$PRT" export --checkpoint "$RUN/best.pt" -o "$WORK/polyp_accurate.onnx"
 echo "made $WORK/polyp_accurate.onnx (on a GPU: polyp-rt build --onnx $WORK/polyp_accurate.onnx -o $WORK/polyp_accurate.engine for TensorRT FP16)"
