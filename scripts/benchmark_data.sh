@@ -9,6 +9,9 @@
 set -euo pipefail
 DATA=$(realpath "$1") WORK=$2
 PRT=${PRT:-polyp-rt}
+for need in pranet/TrainDataset polypgen/train polypgen/val polypgen/test; do
+  [ -d "$DATA/$need" ] || { echo "error: $DATA/$need not found: pass the folder that holds pranet/ and polypgen/" >&2; exit 2; }
+done
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
 for seed in 1 2 3 4; do
