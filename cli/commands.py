@@ -13,7 +13,7 @@ from polyp_rt.cli.report import benchmark_table, console, facts_table
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import to_json
 from polyp_rt.core.locks import held_folder
-from polyp_rt.core.paths import Place, check_paths
+from polyp_rt.core.paths import Place, check_new, check_paths
 from polyp_rt.export.config import BuildConfig, ExportConfig, QuantizeConfig
 from polyp_rt.realtime.config import model_to_run
 from polyp_rt.train.config import EvalConfig, SynthConfig, TrainConfig
@@ -202,6 +202,7 @@ def export_command(config: ExportConfig) -> int:
 
     assert config.checkpoint is not None and config.output is not None  # required flags
     check_paths([Place("--checkpoint", config.checkpoint)], [Place("--output", config.output)])
+    check_new(Place("--output", config.output), config.overwrite)
     with console.status(f"exporting {config.checkpoint} to ONNX and verifying it"):
         report = export_onnx(config)
     rows = {
@@ -228,6 +229,7 @@ def quantize_command(config: QuantizeConfig) -> int:
         [Place("--onnx", config.onnx), Place("--calibrate", config.calibrate)],
         [Place("--output", config.output)],
     )
+    check_new(Place("--output", config.output), config.overwrite)
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
@@ -266,6 +268,8 @@ def build_command(config: BuildConfig) -> int:
     if config.timing_cache:  # read if present, and written back
         outputs.append(Place("--timing-cache", config.timing_cache))
     check_paths([Place("--onnx", config.onnx)], outputs)
+    for place in outputs[:2]:  # the timing cache is meant to be written back
+        check_new(place, config.overwrite)
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("TensorRT build", total=1.0)
 

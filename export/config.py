@@ -34,6 +34,7 @@ class ExportConfig:
     )
     dynamic_batch: bool = option(False, "allow any batch size N (default: fixed N=1)")
     simplify: bool = option(False, "simplify the graph with onnxslim or onnxsim if installed")
+    overwrite: bool = option(False, "replace an existing --output file; without it one is refused")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class BuildConfig:
     min_batch: int = option(1, "smallest batch the engine accepts", low=1)
     opt_batch: int = option(1, "batch size TensorRT tunes for", low=1)
     max_batch: int = option(4, "largest batch the engine accepts", low=1)
+    overwrite: bool = option(False, "replace an existing --output engine and its sidecar; without it one is refused")
 
 
 @dataclass
@@ -86,3 +88,4 @@ class QuantizeConfig:
     )
     seed: int = option(0, "seed for choosing the images", low=0)
     json: bool = option(False, "print the verification report as one JSON object")
+    overwrite: bool = option(False, "replace an existing --output file; without it one is refused")

@@ -19,6 +19,7 @@ from polyp_rt.core.errors import PolypRtError
 from polyp_rt.engines.registry import open_engine
 from polyp_rt.realtime.compose import compose
 from polyp_rt.realtime.config import RunConfig
+from tests.conftest import write_checkpoint
 
 
 def snapshot(root) -> dict[str, str]:
@@ -210,6 +211,29 @@ def test_other_commands_never_write_over_their_inputs(case, capsys, one_error_li
     assert main([arg.replace("X", str(case)) for arg in argv]) == 2
     assert words in one_error_line(capsys.readouterr().err)
     assert snapshot(case) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "--checkpoint", "X/run/best.pt", "-o", "X/old.onnx"],
+        ["quantize", "--onnx", "X/model.onnx", "--calibrate", "X/frames", "-o", "X/old.onnx"],
+        ["build", "--onnx", "X/model.onnx", "-o", "X/old.onnx"],
+    ],
+    ids=["export", "quantize", "build"],
+)
+def test_a_model_file_that_exists_is_replaced_only_with_overwrite(case, capsys, one_error_line, argv):
+    (case / "run").mkdir()
+    write_checkpoint(case / "run" / "best.pt")
+    (case / "old.onnx").write_bytes(b"an earlier model")
+    before = snapshot(case)
+    assert main([arg.replace("X", str(case)) for arg in argv]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{case / 'old.onnx'}: --output exists already" in line and "--overwrite" in line
+    assert snapshot(case) == before
+    if argv[0] == "export":  # asked for: replaced by the exported model
+        assert main([*(arg.replace("X", str(case)) for arg in argv), "--overwrite"]) == 0
+        assert (case / "old.onnx").read_bytes()[:20] != b"an earlier model"[:20]
 
 
 def test_training_never_writes_over_the_checkpoint_it_starts_from(
