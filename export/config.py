@@ -53,7 +53,9 @@ class BuildConfig:
     min_batch: int = option(1, "smallest batch the engine accepts", low=1)
     opt_batch: int = option(1, "batch size TensorRT tunes for", low=1)
     max_batch: int = option(4, "largest batch the engine accepts", low=1)
-    overwrite: bool = option(False, "replace an existing --output engine and its sidecar; without it one is refused")
+    overwrite: bool = option(
+        False, "replace an existing --output engine and its sidecar; without it one is refused"
+    )
 
 
 @dataclass
