@@ -258,7 +258,9 @@ def bench_pipeline(config: BenchConfig) -> dict[str, Any]:
     if len(config.model) > 1:
         raise PolypRtError("--pipeline times one model: pass one --model")
     one = config.model[0] if config.model else None  # --model: one file here
-    run_config = run_config_of(config, model=one, headless=True, max_frames=config.frames).with_model()
+    run_config = run_config_of(
+        config, leave=("overwrite",), model=one, headless=True, max_frames=config.frames
+    ).with_model()
     model = run_config.model
     with open_run_engine(run_config) as engine:
         frame_shape = (1, 3, engine.contract.height, engine.contract.width)
@@ -325,9 +327,10 @@ def bench_command(config: BenchConfig) -> int:
         return 0
 
     if config.plot:  # before the timing, not after it
-        from polyp_rt.core.paths import Place, check_paths
+        from polyp_rt.core.paths import Place, check_new, check_paths
 
         check_paths([Place("--model", m) for m in config.model], [Place("--plot", config.plot)])
+        check_new(Place("--plot", config.plot), config.overwrite)
     results = bench_models(config)
     if config.plot:
         from polyp_rt.realtime.plots import plot_latency

@@ -35,6 +35,7 @@ class BenchConfig:
     warmup: int = option(20, "untimed iterations first", low=0)
     json: bool = option(False, "print one JSON object on stdout instead of tables")
     plot: Path | None = option(None, "write a latency histogram and CDF PNG", metavar="FILE.png")
+    overwrite: bool = option(False, "replace an existing --plot file; without it one is refused")
     pipeline: bool = option(False, "time the whole threaded pipeline instead of the model alone")
     source: str = option("synthetic:640x480@30", "--pipeline: the source", metavar="SRC")
     backend: str = option("auto", "--pipeline: the backend")
@@ -98,6 +99,9 @@ class EvalCommandConfig(EvalConfig):
         None,
         "--video/--record: plot per-lesion sensitivity against false alarms per minute (.svg or .png)",
         metavar="FILE",
+    )
+    overwrite: bool = option(
+        False, "--video/--record: replace an existing --plot file; without it one is refused"
     )
 
     def scores_a_video(self) -> bool:

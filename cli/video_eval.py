@@ -18,7 +18,7 @@ from polyp_rt.cli.config import EvalCommandConfig
 from polyp_rt.cli.report import console
 from polyp_rt.core.errors import PolypRtError
 from polyp_rt.core.files import to_json
-from polyp_rt.core.paths import Place, check_paths
+from polyp_rt.core.paths import Place, check_new, check_paths
 from polyp_rt.core.progress import progress_bar
 from polyp_rt.evaluation.score import VideoScore
 from polyp_rt.evaluation.streams import GateFactory, StreamScorer, VideoEvaluation
@@ -38,6 +38,8 @@ def video_eval_command(config: EvalCommandConfig) -> int:
         Place(flag, path) for flag, path in (("--video", config.video), ("--record", config.record)) if path
     ]
     check_paths(reads, [Place("--plot", config.plot)] if config.plot else [])
+    if config.plot:
+        check_new(Place("--plot", config.plot), config.overwrite)
     live = AlertGate(config.alert_min_frames, config.alert_hold)
     gates = parse_gates(config.gates)
     facts: dict[str, Any] = {}
@@ -108,7 +110,11 @@ def run_and_score(
     model = config.model or bundled_model_for(config.backend, config.device)
     # --record and --truth name this command's own inputs, not the pipeline's outputs
     run = run_config_of(
-        config, leave=("record", "truth"), source=str(config.video), model=Path(model), headless=True
+        config,
+        leave=("record", "truth", "overwrite"),
+        source=str(config.video),
+        model=Path(model),
+        headless=True,
     )
     stream = StreamScorer(truth, config.min_area, drawn=live, gates=gates, video=config.video.name)
     threads = thread_plan(config.threads).runtime

@@ -29,7 +29,7 @@ score() {  # NAME [eval args]: OUT/NAME.json and OUT/NAME.svg
     local name=$1
     shift
     polyp-rt eval --video "$OUT/$name.mp4" --truth "$OUT/${name}_masks" --model "$MODEL" \
-        --backend "$BACKEND" --threads "$THREADS" --tau 0 0.1 0.5 1 2 --plot "$OUT/$name.svg" --json "$@" \
+        --backend "$BACKEND" --threads "$THREADS" --tau 0 0.1 0.5 1 2 --plot "$OUT/$name.svg" --overwrite --json "$@" \
         >"$OUT/$name.json"
 }
 

@@ -214,26 +214,43 @@ def test_other_commands_never_write_over_their_inputs(case, capsys, one_error_li
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "flag"),
     [
-        ["export", "--checkpoint", "X/run/best.pt", "-o", "X/old.onnx"],
-        ["quantize", "--onnx", "X/model.onnx", "--calibrate", "X/frames", "-o", "X/old.onnx"],
-        ["build", "--onnx", "X/model.onnx", "-o", "X/old.onnx"],
+        (["export", "--checkpoint", "X/run/best.pt", "-o", "X/old.onnx"], "--output"),
+        (["quantize", "--onnx", "X/model.onnx", "--calibrate", "X/frames", "-o", "X/old.onnx"], "--output"),
+        (["build", "--onnx", "X/model.onnx", "-o", "X/old.onnx"], "--output"),
+        (["bench", "--model", "X/model.onnx", "--iterations", "1", "--plot", "X/old.png"], "--plot"),
+        (
+            [
+                "eval",
+                "--video",
+                "X/clip.mp4",
+                "--truth",
+                "X/clip_masks",
+                "--model",
+                "X/model.onnx",
+                "--plot",
+                "X/old.svg",
+            ],
+            "--plot",
+        ),
     ],
-    ids=["export", "quantize", "build"],
+    ids=["export", "quantize", "build", "bench", "eval"],
 )
-def test_a_model_file_that_exists_is_replaced_only_with_overwrite(case, capsys, one_error_line, argv):
+def test_a_file_that_exists_is_replaced_only_with_overwrite(case, capsys, one_error_line, argv, flag):
     (case / "run").mkdir()
     write_checkpoint(case / "run" / "best.pt")
-    (case / "old.onnx").write_bytes(b"an earlier model")
+    old = case / argv[-1].removeprefix("X/")
+    old.write_bytes(b"an earlier output")
     before = snapshot(case)
-    assert main([arg.replace("X", str(case)) for arg in argv]) == 2
+    argv = [arg.replace("X", str(case)) for arg in argv]
+    assert main(argv) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert f"{case / 'old.onnx'}: --output exists already" in line and "--overwrite" in line
+    assert f"{old}: {flag} exists already" in line and "--overwrite" in line
     assert snapshot(case) == before
-    if argv[0] == "export":  # asked for: replaced by the exported model
-        assert main([*(arg.replace("X", str(case)) for arg in argv), "--overwrite"]) == 0
-        assert (case / "old.onnx").read_bytes()[:20] != b"an earlier model"[:20]
+    if argv[0] in ("export", "bench"):  # asked for: replaced by the new output
+        assert main([*argv, "--overwrite"]) == 0
+        assert old.read_bytes() != b"an earlier output"
 
 
 def test_training_never_writes_over_the_checkpoint_it_starts_from(
