@@ -4,11 +4,14 @@ the training run's own checkpoint is gone (docs/TRAINING.md, "Hard negatives fro
     python scripts/checkpoint_from_onnx.py MODEL.onnx IMAGES_DIR OUT.pt [--count N]
 
 `polyp-rt export` folds each batch norm into the convolution before it. This puts the folded
-weights back into the UNet++ the model's contract names and gives each batch norm the statistics
-of its input over N images of IMAGES_DIR (a folder of training images), with a scale and shift
-that undo them: in eval mode the network is the ONNX model exactly (checked against ONNX Runtime
-on 16 of them), and in training mode each batch norm sees inputs of the statistics it holds, as
-a trained one does. The unused EfficientNet head keeps its initial weights.
+weights back into the UNet++ the model's contract names, each output channel rescaled to the norm
+of a new model's weights (ImageNet's for the Lite encoders: folding shrinks some layers 25-fold,
+and the optimiser's steps are sized for the scale training starts at), and gives each batch norm
+the statistics of its input over N images of IMAGES_DIR (a folder of training images), with a
+scale and shift that undo them. In eval mode the network is the ONNX model (checked against ONNX
+Runtime on 16 of the images); in training mode each batch norm normalises by its batch, as a
+trained one does, which still costs Dice in the first epochs (docs/TRAINING.md). The unused
+EfficientNet head keeps its initial weights.
 """
 
 from __future__ import annotations
@@ -89,8 +92,6 @@ def rebuild(onnx_path: Path, images: np.ndarray) -> tuple[torch.nn.Module, Model
             total, squares, count = sums[id(n)]
             mean = total / count
             var = (squares / count - mean * mean).clamp(min=0)
-            # each output channel back at the norm a new model's weights have, so the optimiser's
-            # steps are the size they were in training (folding shrinks some layers 25-fold)
             now, new = conv.weight.flatten(1).norm(dim=1), start[f"{name}.weight"].flatten(1).norm(dim=1)
             scale = torch.where((now > 0) & (new > 0), new / now, torch.ones_like(now)).double()
             conv.weight.mul_(scale.float().view(-1, 1, 1, 1))
