@@ -31,8 +31,8 @@ for preset in ("fast", "accurate"):
     save_checkpoint(f"{sys.argv[1]}/{preset}_random.pt", create_model(conf), contract_for(conf), {"note": "random weights"})
 PY
 # the accurate preset exported and verified on the GPU machine (FP32 and FP16 ONNX)
-run "$BIN/polyp-rt" export --checkpoint "$OUT/accurate_random.pt" -o "$OUT/accurate.onnx"
-run "$BIN/polyp-rt" export --checkpoint "$OUT/accurate_random.pt" -o "$OUT/accurate_fp16.onnx" --fp16
+run "$BIN/polyp-rt" export --checkpoint "$OUT/accurate_random.pt" -o "$OUT/accurate.onnx" --overwrite
+run "$BIN/polyp-rt" export --checkpoint "$OUT/accurate_random.pt" -o "$OUT/accurate_fp16.onnx" --fp16 --overwrite
 
 # the pipeline at 1080p60: pre/postprocessing on the CPU ("before" the GPU frame path) and on
 # the GPU ("after"), torch FP16 + CUDA graph
