@@ -57,6 +57,7 @@ def rebuild(onnx_path: Path, images: np.ndarray) -> tuple[torch.nn.Module, Model
     weights = {t.name: numpy_helper.to_array(t).copy() for t in proto.graph.initializer}
     config = config_from_contract(contract)
     model = create_model(config).eval()
+    torch.manual_seed(0)  # the decoder's random start, so that a rebuild is the same each time
     start = create_model(default_weights(config)).state_dict()  # the scale training starts at
     pairs = conv_norm_pairs(model, weights)
     with torch.no_grad():

@@ -47,3 +47,8 @@ def test_the_rebuilt_checkpoint_computes_what_the_trained_one_does(
     # each batch norm holds the statistics of what reaches it, not the placeholder 0/1
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert norms and all(not torch.allclose(n.running_var, torch.ones_like(n.running_var)) for n in norms)
+
+    # a second rebuild from the same inputs is the same model, weight for weight
+    again, _, _ = script.rebuild(tiny_onnx, statistics)
+    first, second = model.state_dict(), again.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
