@@ -64,3 +64,12 @@ def test_masks_of_another_clip_are_refused(clip_and_masks, tmp_path):
     (masks / "000011.png").unlink()
     with pytest.raises(SystemExit, match="no mask for frame 11"):
         load_script().mine(clip, masks, tmp_path / "negatives", every=2)
+
+
+def test_runs_shorter_than_min_run_are_left_out(clip_and_masks, tmp_path):
+    clip, masks = clip_and_masks
+    out = tmp_path / "negatives"
+    frames, alerted, kept = load_script().mine(clip, masks, out, every=2, min_run=3)
+    # run 2-6 (5 frames) is kept at 2, 4, 6; run 9 (1 frame) is shorter than 3 and left out
+    assert (frames, alerted, kept) == (12, 6, 3)
+    assert sorted(p.stem for p in (out / "images").iterdir()) == [f"free_{i:06d}" for i in (2, 4, 6)]
