@@ -21,47 +21,33 @@ import av
 import cv2
 import numpy as np
 
+from polyp_rt.core.errors import PolypRtError
+from polyp_rt.evaluation.scorer import runs_of
+from polyp_rt.evaluation.truth import TruthFolder
 from polyp_rt.realtime.config import OverlayConfig
 
 MIN_AREA = OverlayConfig().min_area
 
 
-def alerted_frames(masks: Path) -> list[bool]:
-    """Whether each frame's mask raises an alert, from frame 0 up to the first missing mask."""
-    flags: list[bool] = []
-    while (path := masks / f"{len(flags):06d}.png").exists():
-        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            raise SystemExit(f"error: {path}: not a readable PNG")
-        flags.append(bool((mask > 0).mean() >= MIN_AREA))
-    return flags
-
-
-def picked(flags: list[bool], every: int, min_run: int) -> set[int]:
-    """Every K-th frame, from the first, of each run of alerted frames at least min_run long."""
-    keep: set[int] = set()
-    start = None
-    for index, flag in enumerate([*flags, False]):
-        if flag and start is None:
-            start = index
-        elif not flag and start is not None:
-            if index - start >= min_run:
-                keep.update(range(start, index, every))
-            start = None
-    return keep
+def picked(masks: Path, every: int, min_run: int) -> tuple[int, int, set[int]]:
+    """(masks, frames alerted, the frames to keep): every K-th frame, from the first, of each run
+    of alerted frames at least min_run long."""
+    truth = TruthFolder(masks)  # 000000.png on, no gaps
+    flags = [float(truth.mask(i).mean()) >= MIN_AREA for i in range(truth.frames)]
+    keep = {i for run in runs_of(flags) if len(run) >= min_run for i in run[::every]}
+    return truth.frames, sum(flags), keep
 
 
 def mine(clip: Path, masks: Path, out: Path, every: int, min_run: int = 1) -> tuple[int, int, int]:
     """(frames, frames alerted, frames kept)."""
-    flags = alerted_frames(masks)
-    keep = picked(flags, every, min_run)
+    held, alerted, keep = picked(masks, every, min_run)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     frames = 0
     with av.open(str(clip)) as video:
         for index, frame in enumerate(video.decode(video=0)):
             frames += 1
-            if index >= len(flags):
+            if index >= held:
                 raise SystemExit(
                     f"error: {masks}: no mask for frame {index} (was MASKS made from this clip?)"
                 )
@@ -70,11 +56,11 @@ def mine(clip: Path, masks: Path, out: Path, every: int, min_run: int = 1) -> tu
                 name = f"{clip.stem}_{index:06d}"
                 cv2.imwrite(str(out / "images" / f"{name}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
                 cv2.imwrite(str(out / "masks" / f"{name}.png"), np.zeros(bgr.shape[:2], np.uint8))
-    if frames != len(flags):
+    if frames != held:
         raise SystemExit(
-            f"error: {clip} has {frames} frames and {masks} {len(flags)} masks (made from another clip?)"
+            f"error: {clip} has {frames} frames and {masks} {held} masks (made from another clip?)"
         )
-    return frames, sum(flags), len(keep)
+    return frames, alerted, len(keep)
 
 
 def main() -> None:
@@ -90,7 +76,10 @@ def main() -> None:
         help="only runs of at least N alerted frames (3: those the default alert gate draws; default: 1)",
     )
     args = parser.parse_args()
-    frames, alerted, kept = mine(args.clip, args.masks, args.out, args.every, args.min_run)
+    try:
+        frames, alerted, kept = mine(args.clip, args.masks, args.out, args.every, args.min_run)
+    except PolypRtError as error:  # a masks folder with gaps, a mask of another size
+        raise SystemExit(f"error: {error}") from None
     print(f"{args.clip}: {alerted} of {frames} frames alerted; {kept} kept in {args.out}")
 
 
