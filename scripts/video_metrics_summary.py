@@ -3,6 +3,7 @@
     python scripts/video_metrics_summary.py choose OUT/val.json   -> "N M", the gate to use
     python scripts/video_metrics_summary.py report OUT "gate N:M" -> markdown tables
     python scripts/video_metrics_summary.py plot OUT/test.json FILE.svg -> the operating points again
+    python scripts/video_metrics_summary.py rule WORK BASELINE NAME... -> scripts/hard_negative_try.sh's verdict
 
 The choice (validation clip only), in the order of the targets: the median time to first
 detection at most 200 ms; the gate does its job, removing at least 80 % of the ungated masks'
@@ -157,6 +158,88 @@ def lesion_rows(streams: dict, chosen: str, mark: str) -> list[str]:
     ]
 
 
+BASELINE_VAL_DICE = 0.802  # the bundled model's best epoch, mean of the two val sets (samples/README.md)
+RULE = (
+    "ships when, against the baseline through the default gate: false alarms >= 0.5 s on the val clip "
+    "and the polyp-free val stills at most 2/3 of its; at most 3 val lesions lost; median first "
+    f"detection <= {MAX_DELAY_MS:.0f} ms; mean val mDice >= {BASELINE_VAL_DICE - 0.01:.3f}; at least 11 "
+    "of 12 polyp-free val stills quiet; INT8 masks at Dice >= 0.98 of FP32"
+)
+
+
+def trial(work: Path, name: str) -> dict[str, Any]:
+    """What the rule reads of one model in scripts/hard_negative_try.sh's WORK: its two clips'
+    scores through the default gate and, for a fine-tune, its best epoch and INT8 check."""
+    val, free = (load(work / "score" / f"{name}_{clip}.json")["gate 3:2"] for clip in ("val", "empty_val"))
+    row: dict[str, Any] = {
+        "lesions": val["lesions_found"],
+        "of": val["lesions"],
+        "delay_ms": val["first_detection_ms"]["median"] if val["first_detection_ms"] else None,
+        "alarms": (count(val, 0.5), count(free, 0.5)),
+        "minutes": (val["duration_s"] + free["duration_s"]) / 60,
+        "free_alerted": 1 - free["frame_specificity"],
+        "val_dice": None,
+        "int8": None,
+    }
+    metrics = work / name / "metrics.jsonl"
+    if metrics.exists():
+        epochs = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        best = max(epochs, key=lambda e: e["val_dice"])
+        sets = best["val_sets"].values()
+        row.update(
+            epoch=best["epoch"],
+            val_dice=best["val_dice"],
+            per_set=tuple(v["dice"] for v in sets),
+            quiet=(sum(int(v["quiet"]) for v in sets), sum(int(v["polyp_free"]) for v in sets)),
+            int8=json.loads((work / name / "quantize.json").read_text())["mask_dice"],
+        )
+    return row
+
+
+def failures(row: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    checks = [
+        (sum(row["alarms"]) <= 2 / 3 * sum(base["alarms"]) + 1e-9, "false alarms"),
+        (base["lesions"] - row["lesions"] <= 3, "lesions"),
+        (row["delay_ms"] is not None and row["delay_ms"] <= MAX_DELAY_MS, "first detection"),
+        (row["val_dice"] is not None and row["val_dice"] >= BASELINE_VAL_DICE - 0.01 - 1e-9, "val Dice"),
+        (row.get("quiet", (0, 0))[0] >= 11, "quiet stills"),
+        (row["int8"] is not None and row["int8"] >= 0.98, "INT8"),
+    ]
+    return [what for ok, what in checks if not ok]
+
+
+def rule(work: Path, baseline: str, names: list[str]) -> str:
+    base = trial(work, baseline)
+    lines = [
+        f"A model {RULE}.",
+        "",
+        "| model | best epoch | mean val mDice (per set) | polyp-free val stills quiet | val lesions | "
+        "median first detection | false alarms >= 0.5 s: val clip + val stills (a minute) | "
+        "val stills' frames alerted | INT8 vs FP32 | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name in [baseline, *names]:
+        r = trial(work, name)
+        a, b = r["alarms"]
+        per_set = ", ".join(f"{d:.3f}" for d in r.get("per_set", ()))
+        failed = failures(r, base)
+        verdict = "baseline" if name == baseline else ("ships" if not failed else "no: " + ", ".join(failed))
+        cells = [
+            name,
+            str(r.get("epoch", "-")),
+            "-" if r["val_dice"] is None else f"{r['val_dice']:.3f} ({per_set})",
+            "{} of {}".format(*r["quiet"]) if "quiet" in r else "-",
+            f"{r['lesions']}/{r['of']}",
+            "-" if r["delay_ms"] is None else f"{r['delay_ms']:.0f} ms",
+            f"{a} + {b} = {a + b} ({(a + b) / r['minutes']:.1f})",
+            f"{r['free_alerted']:.0%}",
+            "-" if r["int8"] is None else f"{r['int8']:.3f}",
+            verdict,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 class Stored:
     """What the plot reads of a VideoScore, from `eval --json` output."""
 
@@ -178,6 +261,9 @@ def main(argv: list[str]) -> int:
 
         scores = {name: Stored(s) for name, s in load(Path(argv[1])).items()}
         plot_operating_points(scores, Path(argv[2]), f"{Path(argv[1]).stem}: lesions against false alarms")
+        return 0
+    if len(argv) >= 3 and argv[0] == "rule":
+        print(rule(Path(argv[1]), argv[2], argv[3:]), end="")
         return 0
     if len(argv) == 3 and argv[0] == "report":
         print(report(Path(argv[1]), argv[2]), end="")
