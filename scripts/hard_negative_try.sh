@@ -10,12 +10,14 @@
 #   5. each exported, quantised (with --min-dice 0.9, so that an INT8 file exists to measure; the
 #      rule asks 0.98) and run over the val clips, the bundled model beside them; then the table.
 # Usage: scripts/hard_negative_try.sh SHARED_DATA WORK
-#   env: LR (1e-4), EPOCHS (2), EVERY (4), MIN_RUN (1), START (a checkpoint: e.g. step 2's best.pt
-#   of scripts/train_bundled_model.sh, the start the rule would want; default the rebuilt one)
-# About 45 minutes on 2 cores with the defaults (two runs of 2 epochs), DEVICE=cuda for minutes.
+#   env: LR (3e-4) and EPOCHS (4), the fine-tune of step 3 of scripts/train_bundled_model.sh;
+#   EVERY (4) and MIN_RUN (1), scripts/hard_negatives.py's --every and --min-run; START, a
+#   checkpoint (that script's step 2 best.pt is the start the rule wants; default the rebuilt one)
+# About 1.5 hours on 2 cores with the defaults (two runs of 4 epochs), DEVICE=cuda for minutes.
+# One WORK per START: the run folders are named for LR, EPOCHS, EVERY and MIN_RUN only.
 set -euo pipefail
 DATA=$(realpath "$1") WORK=$2
-LR=${LR:-1e-4} EPOCHS=${EPOCHS:-2} EVERY=${EVERY:-4} MIN_RUN=${MIN_RUN:-1}
+LR=${LR:-3e-4} EPOCHS=${EPOCHS:-4} EVERY=${EVERY:-4} MIN_RUN=${MIN_RUN:-1}
 PRT=${PRT:-polyp-rt} DEVICE=${DEVICE:-cpu}
 mkdir -p "$WORK/clips" "$WORK/score"
 WORK=$(realpath "$WORK")

@@ -227,7 +227,9 @@ def rule(work: Path, baseline: str, names: list[str]) -> str:
         cells = [
             name,
             str(r.get("epoch", "-")),
-            "-" if r["val_dice"] is None else f"{r['val_dice']:.3f} ({per_set})",
+            f"{r['val_dice']:.3f} ({per_set})"
+            if r["val_dice"] is not None
+            else f"{BASELINE_VAL_DICE:.3f} (its run)",
             "{} of {}".format(*r["quiet"]) if "quiet" in r else "-",
             f"{r['lesions']}/{r['of']}",
             "-" if r["delay_ms"] is None else f"{r['delay_ms']:.0f} ms",
