@@ -158,6 +158,7 @@ def lesion_rows(streams: dict, chosen: str, mark: str) -> list[str]:
     ]
 
 
+DEFAULT_GATE = "gate 3:2"  # what scripts/hard_negative_try.sh scores through
 BASELINE_VAL_DICE = 0.802  # the bundled model's best epoch, mean of the two val sets (samples/README.md)
 RULE = (
     "ships when, against the baseline through the default gate: false alarms >= 0.5 s on the val clip "
@@ -170,7 +171,7 @@ RULE = (
 def trial(work: Path, name: str) -> dict[str, Any]:
     """What the rule reads of one model in scripts/hard_negative_try.sh's WORK: its two clips'
     scores through the default gate and, for a fine-tune, its best epoch and INT8 check."""
-    val, free = (load(work / "score" / f"{name}_{clip}.json")["gate 3:2"] for clip in ("val", "empty_val"))
+    val, free = (load(work / "score" / f"{name}_{clip}.json")[DEFAULT_GATE] for clip in ("val", "empty_val"))
     row: dict[str, Any] = {
         "lesions": val["lesions_found"],
         "of": val["lesions"],
