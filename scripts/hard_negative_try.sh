@@ -6,7 +6,8 @@
 #   2. mining: the bundled INT8 model over the train clip, every K-th frame of each alert run kept
 #      as an image with an empty mask (scripts/hard_negatives.py), added to polypgen-synth's train;
 #   3. a start: START, or the bundled model rebuilt from its ONNX (scripts/checkpoint_from_onnx.py);
-#   4. two fine-tunes from it, the same but for the mined frames (control-lrLR, neg-lrLR);
+#   4. two fine-tunes from it, the same but for the mined frames (WORK/control-lrLR-eEPOCHS and
+#      WORK/neg-everyK-runN-lrLR-eEPOCHS);
 #   5. each exported, quantised (with --min-dice 0.9, so that an INT8 file exists to measure; the
 #      rule asks 0.98) and run over the val clips, the bundled model beside them; then the table.
 # Usage: scripts/hard_negative_try.sh SHARED_DATA WORK
