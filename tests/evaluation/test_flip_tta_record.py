@@ -6,30 +6,19 @@ back is the frame's own (a flip left undone would move the top-left squares to t
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
 from polyp_rt.cli.main import main
 from polyp_rt.train.data import read_mask
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "flip_tta_record.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("flip_tta_record", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def test_the_plain_record_is_the_pipelines_and_the_flips_are_undone(
     scripted_clip, brightness_onnx, tmp_path, capsys
 ):
-    script = load_script()
+    script = load_script("flip_tta_record")
     records = {}
     for tta in (False, True):
         out = tmp_path / ("tta" if tta else "plain")

@@ -4,19 +4,10 @@ each expected answer is worked out in the comments."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "video_metrics_summary.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("video_metrics_summary", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def stream(lesions, median_ms, alarms, *, of=137, seconds=209.6, specificity=0.9):
@@ -51,15 +42,15 @@ def test_choose_takes_the_most_lesions_then_the_fewest_alarms_among_gates_that_d
     }
     path = tmp_path / "val.json"
     path.write_text(json.dumps({"scores": scores}))
-    assert load_script().choose(path) == "4 2"
+    assert load_script("video_metrics_summary").choose(path) == "4 2"
 
     del scores["gate 4:2"], scores["gate 5:2"]  # 3:2 is left alone, at exactly 80 %
     path.write_text(json.dumps({"scores": scores}))
-    assert load_script().choose(path) == "3 2"
+    assert load_script("video_metrics_summary").choose(path) == "3 2"
 
     del scores["gate 3:2"]  # nothing fits: every mask is drawn
     path.write_text(json.dumps({"scores": scores}))
-    assert load_script().choose(path) == "1 0"
+    assert load_script("video_metrics_summary").choose(path) == "1 0"
 
 
 def write_trial(work: Path, name: str, val: dict, free: dict, epochs=None, int8=None) -> None:
@@ -112,7 +103,7 @@ def test_rule_passes_a_model_on_every_bound_and_names_each_condition_another_fai
         [epoch(1, 0.862, 0.740, 10), epoch(2, 0.850, 0.730, 12)],
         0.975,
     )
-    table = load_script().rule(tmp_path, "bundled", ["gentle", "harsh"]).splitlines()
+    table = load_script("video_metrics_summary").rule(tmp_path, "bundled", ["gentle", "harsh"]).splitlines()
     assert (
         table[-3]
         == "| bundled | - | 0.802 (its run) | - | 124/137 | 80 ms | 8 + 1 = 9 (2.4) | 19% | - | baseline |"

@@ -3,9 +3,7 @@ convolutions; the rebuilt checkpoint must compute what the checkpoint it was exp
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,22 +11,13 @@ import torch
 from polyp_rt.engines.checkpoint import load_checkpoint
 from polyp_rt.engines.imaging import preprocess
 from polyp_rt.train.data import read_rgb
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "checkpoint_from_onnx.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("checkpoint_from_onnx", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def test_the_rebuilt_checkpoint_computes_what_the_trained_one_does(
     tiny_run, tiny_onnx, synthetic_data, tmp_path
 ):
-    script = load_script()
+    script = load_script("checkpoint_from_onnx")
     images = sorted((synthetic_data / "images").iterdir())
     original = load_checkpoint(tiny_run / "best.pt")
     batch = np.stack([preprocess(read_rgb(p), original.contract) for p in images]).astype(np.float32)

@@ -3,23 +3,12 @@ as images with empty masks; worked out by hand on a 12-frame clip."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import av
 import cv2
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "hard_negatives.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("hard_negatives", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 @pytest.fixture
@@ -46,7 +35,7 @@ def clip_and_masks(tmp_path):
 def test_every_kth_frame_of_each_alerted_run_is_kept_with_an_empty_mask(clip_and_masks, tmp_path):
     clip, masks = clip_and_masks
     out = tmp_path / "negatives"
-    frames, alerted, kept = load_script().mine(clip, masks, out, every=2)
+    frames, alerted, kept = load_script("hard_negatives").mine(clip, masks, out, every=2)
     # runs 2-6 and 9; every 2nd of a run from its first: 2, 4, 6 and 9
     assert (frames, alerted, kept) == (12, 6, 4)
     names = sorted(p.stem for p in (out / "images").iterdir())
@@ -63,13 +52,13 @@ def test_masks_of_another_clip_are_refused(clip_and_masks, tmp_path):
     clip, masks = clip_and_masks
     (masks / "000011.png").unlink()
     with pytest.raises(SystemExit, match="no mask for frame 11"):
-        load_script().mine(clip, masks, tmp_path / "negatives", every=2)
+        load_script("hard_negatives").mine(clip, masks, tmp_path / "negatives", every=2)
 
 
 def test_runs_shorter_than_min_run_are_left_out(clip_and_masks, tmp_path):
     clip, masks = clip_and_masks
     out = tmp_path / "negatives"
-    frames, alerted, kept = load_script().mine(clip, masks, out, every=2, min_run=3)
+    frames, alerted, kept = load_script("hard_negatives").mine(clip, masks, out, every=2, min_run=3)
     # run 2-6 (5 frames) is kept at 2, 4, 6; run 9 (1 frame) is shorter than 3 and left out
     assert (frames, alerted, kept) == (12, 6, 3)
     assert sorted(p.stem for p in (out / "images").iterdir()) == [f"free_{i:06d}" for i in (2, 4, 6)]
