@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hard negatives from video, tried against a control and judged by the rule of docs/TRAINING.md
 # ("Hard negatives from video"). Resumable: rerun it and each step continues or is skipped.
-#   1. clips (`polyp-rt synth` over stills, 25 frames each, as scripts/measure_video_metrics.sh):
+#   1. clips (`polyp-rt synth` over stills, scripts/video_clips.sh, as scripts/measure_video_metrics.sh):
 #      PolypGen's polyp-free train stills (to mine), its val stills, its polyp-free val stills;
 #   2. mining: the bundled INT8 model over the train clip, every K-th frame of each alert run kept
 #      as an image with an empty mask (scripts/hard_negatives.py), added to polypgen-synth's train;
@@ -24,12 +24,11 @@ mkdir -p "$WORK/clips" "$WORK/score"
 WORK=$(realpath "$WORK")
 read -r TRAINSET MIXED < <(PRT=$PRT bash "$(dirname "$0")/benchmark_data.sh" "$DATA" "$WORK" | tail -1)
 
+source "$(dirname "$0")/video_clips.sh"  # CLIP, GAP, clip, score_clip
 C=$WORK/clips
-CLIP=(--width 640 --height 480 --fps 25 --seconds-per-image 1 --seed 7)
-[ -f "$C/val.mp4" ] || "$PRT" synth --video "$C/val.mp4" "${CLIP[@]}" --from-images "$DATA/polypgen/val" --gap-seconds 0.4
+clip "$C" val --from-images "$DATA/polypgen/val" "${GAP[@]}"
 for split in train val; do
-  [ -f "$C/empty_$split.mp4" ] || "$PRT" synth --video "$C/empty_$split.mp4" "${CLIP[@]}" \
-    --from-images "$DATA/polypgen/$split" --pairs empty
+  clip "$C" "empty_$split" --from-images "$DATA/polypgen/$split" --pairs empty
 done
 
 [ -d "$WORK/mined_masks" ] || "$PRT" --source "$C/empty_train.mp4" --headless --masks-out "$WORK/mined_masks"
@@ -53,9 +52,7 @@ START=${START:-$WORK/bundled.pt}
 score() {  # NAME INT8_MODEL: the val clip and the polyp-free val stills through the default gate
   for clip in val empty_val; do
     local out=$WORK/score/${1}_$clip.json
-    [ -f "$out" ] || { "$PRT" eval --video "$C/$clip.mp4" --truth "$C/${clip}_masks" --model "$2" \
-      --backend openvino --threads 2 --tau 0 0.1 0.5 1 2 --alert-min-frames 3 --alert-hold 2 --json \
-      >"$out.part" && mv "$out.part" "$out"; }
+    [ -f "$out" ] || score_clip "$C" "$clip" "$2" "$out" --alert-min-frames 3 --alert-hold 2
   done
 }
 fine_tune() {  # NAME DATA_SET

@@ -15,28 +15,20 @@ OUT=${2:-out/video_metrics}
 MODEL=${3:-samples/polyp_cpu_int8.onnx}
 BACKEND=${BACKEND:-openvino}
 THREADS=${THREADS:-2}
-CLIP=(--width 640 --height 480 --fps 25 --seconds-per-image 1 --seed 7)  # 25 frames a still
-GAP=(--gap-seconds 0.4)  # lesion clips: 10 dark frames between stills, two polyps never touch
 SWEEP=(2:0 3:0 4:0 5:0 6:0 8:0 2:2 3:2 4:2 5:2 6:2 8:2 3:4 4:4 5:4 6:4)  # chosen from on val
 mkdir -p "$OUT"
+source "$(dirname "$0")/video_clips.sh"  # CLIP, GAP, clip, score_clip
 
-clip() {  # NAME [synth args]: a clip over stills with its truth, made once
-    local name=$1
-    shift
-    [ -f "$OUT/$name.mp4" ] || polyp-rt synth --video "$OUT/$name.mp4" "${CLIP[@]}" "$@"
-}
 score() {  # NAME [eval args]: OUT/NAME.json and OUT/NAME.svg
     local name=$1
     shift
-    polyp-rt eval --video "$OUT/$name.mp4" --truth "$OUT/${name}_masks" --model "$MODEL" \
-        --backend "$BACKEND" --threads "$THREADS" --tau 0 0.1 0.5 1 2 --plot "$OUT/$name.svg" --overwrite --json "$@" \
-        >"$OUT/$name.json"
+    score_clip "$OUT" "$name" "$MODEL" "$OUT/$name.json" --plot "$OUT/$name.svg" --overwrite "$@"
 }
 
-clip val --from-images "$DATA/polypgen/val" "${GAP[@]}"
-clip test --from-images "$DATA/polypgen/test" "$DATA/pranet/TestDataset/Kvasir" "${GAP[@]}"
+clip "$OUT" val --from-images "$DATA/polypgen/val" "${GAP[@]}"
+clip "$OUT" test --from-images "$DATA/polypgen/test" "$DATA/pranet/TestDataset/Kvasir" "${GAP[@]}"
 for split in train val test; do
-    clip "empty_$split" --from-images "$DATA/polypgen/$split" --pairs empty
+    clip "$OUT" "empty_$split" --from-images "$DATA/polypgen/$split" --pairs empty
 done
 
 # 1. choose the gate on the validation clip (150 stills: 137 with a polyp, 13 without); tau 0.1 s
