@@ -17,12 +17,12 @@ import json
 from pathlib import Path
 
 import av
-import cv2
 
 from polyp_rt.engines.imaging import mask_at, preprocess
 from polyp_rt.engines.registry import open_engine
 from polyp_rt.realtime.config import DEMO_MODEL_INT8
 from polyp_rt.train.evaluate import flip_averaged
+from polyp_rt.train.synthetic import save_frame_mask
 
 
 def write_record(clip: Path, out: Path, model: Path, backend: str, threads: int | None, tta: bool) -> int:
@@ -39,7 +39,7 @@ def write_record(clip: Path, out: Path, model: Path, backend: str, threads: int 
             x = preprocess(rgb, engine.contract)[None]
             logits = flip_averaged(engine, x) if tta else engine.infer(x)
             mask = mask_at(logits[0], rgb.shape[0], rgb.shape[1], engine.contract.threshold)
-            cv2.imwrite(str(out / "masks" / f"{frames - 1:06d}.png"), mask * 255)
+            save_frame_mask(out / "masks", frames - 1, mask * 255)
             line = {"frame": frames - 1, "t": float(frame.time or 0.0), "area": float(mask.mean())}
             record.write(json.dumps(line) + "\n")
     return frames

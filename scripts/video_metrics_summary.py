@@ -210,7 +210,8 @@ def failures(row: dict[str, Any], base: dict[str, Any]) -> list[str]:
 
 
 def rule(work: Path, baseline: str, names: list[str]) -> str:
-    base = trial(work, baseline)
+    rows = {name: trial(work, name) for name in [baseline, *names]}
+    base = rows[baseline]
     lines = [
         f"A model {RULE}.",
         "",
@@ -219,8 +220,7 @@ def rule(work: Path, baseline: str, names: list[str]) -> str:
         "val stills' frames alerted | INT8 vs FP32 | verdict |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name in [baseline, *names]:
-        r = trial(work, name)
+    for name, r in rows.items():
         a, b = r["alarms"]
         per_set = ", ".join(f"{d:.3f}" for d in r.get("per_set", ()))
         failed = failures(r, base)
