@@ -18,6 +18,7 @@ from pathlib import Path
 
 import av
 
+from polyp_rt.core.errors import PolypRtError
 from polyp_rt.engines.imaging import mask_at, preprocess
 from polyp_rt.engines.registry import open_engine
 from polyp_rt.realtime.config import DEMO_MODEL_INT8
@@ -56,7 +57,12 @@ def main() -> None:
     parser.add_argument("--backend", default="openvino")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    frames = write_record(args.clip, args.out, args.model, args.backend, args.threads, args.tta)
+    try:
+        frames = write_record(args.clip, args.out, args.model, args.backend, args.threads, args.tta)
+    except PolypRtError as error:  # a model that is missing or not a polyp-rt model
+        raise SystemExit(f"error: {error}") from None
+    except (av.error.FFmpegError, OSError) as error:
+        raise SystemExit(f"error: {args.clip}: cannot read the clip ({error.strerror or error})") from None
     print(f"{args.out}: {frames} frames{' with flip TTA' if args.tta else ''}")
 
 

@@ -256,6 +256,16 @@ class Stored:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return run(argv)
+    except FileNotFoundError as error:  # a score or run file the measuring scripts did not write
+        print(
+            f"error: {error.filename}: not found (has its measuring script run to the end?)", file=sys.stderr
+        )
+        return 2
+
+
+def run(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "choose":
         print(choose(Path(argv[1])))
         return 0

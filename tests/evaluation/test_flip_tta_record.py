@@ -7,12 +7,14 @@ back is the frame's own (a flip left undone would move the top-left squares to t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 
 from polyp_rt.cli.main import main
 from polyp_rt.train.data import read_mask
-from tests.scripts import load_script
+from tests.scripts import SCRIPTS, load_script
 
 
 def test_the_plain_record_is_the_pipelines_and_the_flips_are_undone(
@@ -37,3 +39,26 @@ def test_the_plain_record_is_the_pipelines_and_the_flips_are_undone(
     for i in (20, 50, 90):
         a, b = (read_mask(tmp_path / kind / "masks" / f"{i:06d}.png") for kind in ("plain", "tta"))
         assert a.any() and np.mean(a != b) < 0.01
+
+
+def test_a_clip_that_is_not_a_video_is_one_line(brightness_onnx, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video" * 300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "flip_tta_record.py"),
+            str(bad),
+            str(tmp_path / "out"),
+            "--model",
+            str(brightness_onnx),
+            "--backend",
+            "onnxruntime",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == [
+        f"error: {bad}: cannot read the clip (Invalid data found when processing input)"
+    ]

@@ -116,3 +116,14 @@ def test_rule_passes_a_model_on_every_bound_and_names_each_condition_another_fai
         "| harsh | 1 | 0.801 (0.862, 0.740) | 10 of 12 | 120/137 | 120 ms | 6 + 1 = 7 (1.9) | 1% | 0.975 | "
         "no: false alarms, lesions, quiet stills, INT8 |"
     )
+
+
+def test_a_model_the_try_has_not_scored_is_one_line(tmp_path, capsys):
+    write_trial(
+        tmp_path, "bundled", stream(124, 80, (30, 20, 8)), stream(0, None, (3, 2, 1), of=0, seconds=12.0)
+    )
+    assert load_script("video_metrics_summary").main(["rule", str(tmp_path), "bundled", "unscored"]) == 2
+    missing = tmp_path / "score" / "unscored_val.json"
+    assert (
+        capsys.readouterr().err == f"error: {missing}: not found (has its measuring script run to the end?)\n"
+    )
